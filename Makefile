@@ -1,0 +1,55 @@
+# JobOps developer commands. `make run` and `make test` work on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The embedded default: SQLite under var/, in-process tasks, console email. A local secret, DEBUG on.
+RUN_ENV := DJANGO_DEBUG=1 DJANGO_SECRET_KEY=local-dev-$(shell hostname)-jobops-embedded-default-key
+
+.PHONY: run test install install-dev lint format check-schema bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt $(BIN)/activate
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(BIN)/activate
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## make run: install, migrate the embedded SQLite database, seed demo data and serve on http://127.0.0.1:8000
+run: install
+	mkdir -p var
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py seed_demo
+	$(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+
+## make test: install everything and run the whole test suite (SQLite unless DATABASE_URL says otherwise)
+test: install-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+check-schema: install-dev
+	DJANGO_SETTINGS_MODULE=jobops.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+bench: install-dev
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache .coverage

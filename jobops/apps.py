@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class JobOpsConfig(AppConfig):
+    name = "jobops"
+    verbose_name = "JobOps"

@@ -1,0 +1,63 @@
+"""Application errors and the DRF exception handler.
+
+Services raise Django's ``ValidationError`` for bad input (-> 400 with field errors), DRF's ``PermissionDenied``
+for role rules (-> 403) and an ``ApplicationError`` subclass for business-rule conflicts (-> 409 with
+``{"detail": ..., "code": ...}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError, RestrictedError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApplicationError(Exception):
+    """A business-rule conflict. Rendered as 409 ``{"detail": message, "code": code}``."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+    def __init__(self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.extra = extra or {}
+
+
+class InvalidTransition(ApplicationError):
+    default_code = "invalid_transition"
+
+
+class OutOfOrder(ApplicationError):
+    default_code = "out_of_order"
+
+
+class JobFrozen(ApplicationError):
+    default_code = "job_frozen"
+
+
+class OpenTasks(ApplicationError):
+    default_code = "open_tasks"
+
+
+class InUse(ApplicationError):
+    default_code = "in_use"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(detail=as_serializer_error(exc))
+    elif isinstance(exc, ProtectedError | RestrictedError):
+        return Response(
+            {"detail": "This object is referenced by other records; deactivate it instead.", "code": "in_use"},
+            status=status.HTTP_409_CONFLICT,
+        )
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,106 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from jobops.models import TimestampedModel
+
+
+class Job(TimestampedModel):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Priority(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        URGENT = "urgent", "Urgent"
+
+    OPEN_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
+    FROZEN_STATUSES = (Status.COMPLETED, Status.CANCELLED)
+    PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    client_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM, db_index=True)
+    scheduled_date = models.DateField(db_index=True)
+    overdue = models.BooleanField(default=False, db_index=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_jobs",
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_jobs")
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["scheduled_date", "id"]
+        indexes = [
+            models.Index(fields=["assigned_to", "scheduled_date", "id"], name="job_assignee_sched_idx"),
+            models.Index(fields=["created_by", "scheduled_date", "id"], name="job_creator_sched_idx"),
+            models.Index(fields=["scheduled_date", "id"], name="job_sched_id_idx"),
+            # The daily sweep and the day view look for open jobs by date.
+            models.Index(
+                fields=["scheduled_date"],
+                name="job_open_sched_idx",
+                condition=Q(status__in=["pending", "in_progress"]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="completed") | Q(completed_at__isnull=False),
+                name="job_completed_has_completed_at",
+            ),
+            models.CheckConstraint(
+                condition=Q(overdue=False) | Q(status__in=["pending", "in_progress"]),
+                name="job_overdue_only_when_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.status in self.FROZEN_STATUSES
+
+
+class JobTask(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    order = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    required_equipment = models.ManyToManyField("equipment.Equipment", blank=True, related_name="tasks")
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job_id", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "order"], name="task_order_unique_per_job"),
+            models.CheckConstraint(
+                condition=~Q(status="completed") | (Q(completed_at__isnull=False) & Q(started_at__isnull=False)),
+                name="task_completed_has_timestamps",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="in_progress") | Q(started_at__isnull=False),
+                name="task_in_progress_has_started_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.title}"

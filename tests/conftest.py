@@ -1,0 +1,80 @@
+"""Shared fixtures: personas (including outsiders), API clients with real JWTs, and service guards."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User
+
+from .factories import JobFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def require_service(name: str, available: bool, why: str = "") -> None:
+    """Skip (locally) or fail (CI, JOBOPS_REQUIRE_SERVICES=1) when a service a test needs is missing."""
+    if available:
+        return
+    message = f"required service missing: {name}{': ' + why if why else ''}"
+    if settings.JOBOPS_REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def require_postgres():
+    require_service("PostgreSQL", connection.vendor == "postgresql", "set DATABASE_URL to a PostgreSQL database")
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin1", role=User.Role.ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def technician(db):
+    return UserFactory(username="tech1", role=User.Role.TECHNICIAN)
+
+
+@pytest.fixture
+def other_technician(db):
+    return UserFactory(username="tech2", role=User.Role.TECHNICIAN)
+
+
+@pytest.fixture
+def sales_agent(db):
+    return UserFactory(username="sales1", role=User.Role.SALES_AGENT)
+
+
+@pytest.fixture
+def other_sales_agent(db):
+    return UserFactory(username="sales2", role=User.Role.SALES_AGENT)
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token = RefreshToken.for_user(user).access_token
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def api_client():
+    """``api_client(user)`` -> an APIClient sending a real JWT for ``user`` (None: anonymous)."""
+    return client_for
+
+
+@pytest.fixture
+def job(sales_agent, technician):
+    return JobFactory(created_by=sales_agent, assigned_to=technician)
