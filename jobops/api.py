@@ -37,7 +37,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
         self, serializer_class: type[serializers.BaseSerializer] | None = None, *, partial: bool = False, **kwargs: Any
     ) -> dict[str, Any]:
         serializer_class = serializer_class or self.get_serializer_class()
-        serializer = serializer_class(data=self.request.data, partial=partial, context=self.get_serializer_context(), **kwargs)
+        serializer = serializer_class(
+            data=self.request.data, partial=partial, context=self.get_serializer_context(), **kwargs
+        )
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
@@ -45,4 +47,3 @@ class ScopedViewSet(viewsets.GenericViewSet):
         fresh = self.get_queryset().get(pk=instance.pk)
         data = self.read_serializer_class(fresh, context=self.get_serializer_context()).data
         return Response(data, status=status_code)
-

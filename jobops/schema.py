@@ -34,7 +34,11 @@ class JobOpsAutoSchema(AutoSchema):
 
     def get_response_serializers(self) -> Any:
         read = getattr(self.view, "read_serializer_class", None)
-        if read is not None and self.method in ("POST", "PUT", "PATCH") and hasattr(self.view, "write_serializer_classes"):
+        if (
+            read is not None
+            and self.method in ("POST", "PUT", "PATCH")
+            and hasattr(self.view, "write_serializer_classes")
+        ):
             if getattr(self.view, "action", None) in self.view.write_serializer_classes:
                 return read
         return super().get_response_serializers()

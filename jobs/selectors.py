@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.models import User
@@ -29,9 +30,33 @@ def job_scope_for(*, user: Any) -> QuerySet[Job]:
     return qs.none()
 
 
+def _task_count(**conditions: Any) -> Coalesce:
+    # A correlated subquery per returned row: cheap under LIMIT, unlike a JOIN + GROUP BY over every scoped job.
+    counts = (
+        JobTask.objects.filter(job=OuterRef("pk"), **conditions)
+        .order_by()
+        .values("job")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+
+
+def with_task_counts(qs: QuerySet[Job]) -> QuerySet[Job]:
+    return qs.annotate(tasks_total=_task_count(), tasks_completed=_task_count(status=JobTask.Status.COMPLETED))
+
+
 def job_list_for(*, user: Any) -> QuerySet[Job]:
-    """Jobs in ``user``'s scope, ready for the list shape (no per-row queries)."""
-    return job_scope_for(user=user).order_by("scheduled_date", "id")
+    """Jobs in ``user``'s scope with their task counts, in the default order (scheduled date, then id).
+
+    Rendering a page costs one query (plus the paginator's count), whatever the page size.
+    """
+    return with_task_counts(job_scope_for(user=user)).order_by("scheduled_date", "id")
+
+
+def job_detail_for(*, user: Any) -> QuerySet[Job]:
+    """Like ``job_list_for``, with the ordered tasks and their equipment prefetched (three queries in all)."""
+    return job_list_for(user=user).prefetch_related(Prefetch("tasks", queryset=task_queryset()))
 
 
 def job_get_for(*, user: Any, job_id: Any) -> Job:
@@ -49,5 +74,18 @@ def task_queryset() -> QuerySet[JobTask]:
 
 
 def task_scope_for(*, user: Any) -> QuerySet[JobTask]:
-    """Tasks whose job is in ``user``'s scope."""
-    return task_queryset().filter(job__in=job_scope_for(user=user).values("pk"))
+    """Tasks whose job is in ``user``'s scope (same rules as ``job_scope_for``), equipment prefetched."""
+    role = getattr(user, "role", None)
+    qs = task_queryset()
+    if role == User.Role.ADMIN:
+        return qs
+    if role == User.Role.TECHNICIAN:
+        return qs.filter(job__assigned_to_id=user.pk)
+    if role == User.Role.SALES_AGENT:
+        return qs.filter(job__created_by_id=user.pk)
+    return qs.none()
+
+
+def job_tasks_for(*, job: Job) -> QuerySet[JobTask]:
+    """The tasks of one (already scoped) job, in order, with their equipment."""
+    return task_queryset().filter(job=job)

@@ -1,0 +1,50 @@
+"""Shared django-filter pieces that reject bad values (400) instead of silently ignoring them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+
+
+class StrictBooleanField(forms.Field):
+    TRUE = frozenset({"true", "1", "yes"})
+    FALSE = frozenset({"false", "0", "no"})
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise ValidationError("Enter true or false.", code="invalid")
+
+    def validate(self, value: Any) -> None:
+        return None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    """``?flag=true|false`` (also 1/0, yes/no); anything else is a 400."""
+
+    field_class = StrictBooleanField
+
+
+class IdField(forms.IntegerField):
+    """An object id: an integer that fits the database's bigint (larger values would be a 500, not a 400)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
+class IdFilter(django_filters.NumberFilter):
+    """``?field=<id>``: a positive integer; anything else is a 400."""
+
+    field_class = IdField

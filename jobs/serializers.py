@@ -1,0 +1,123 @@
+"""Shapes of jobs and tasks. Read serializers render; write serializers validate input and never save.
+
+Read-only fields (``status``, ``created_by``, ``job``, timestamps, ``overdue``) are simply absent from the write
+serializers, so a client that sends them has them ignored, never applied.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import User
+from equipment.models import Equipment
+
+from .models import Job, JobTask
+
+
+class EquipmentBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Equipment
+        fields = ["id", "name", "type", "serial_number", "is_active"]
+        read_only_fields = fields
+
+
+class JobTaskReadSerializer(serializers.ModelSerializer):
+    required_equipment = EquipmentBriefSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = JobTask
+        fields = [
+            "id",
+            "job",
+            "order",
+            "title",
+            "description",
+            "status",
+            "required_equipment",
+            "started_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+
+class JobReadSerializer(serializers.ModelSerializer):
+    tasks_total = serializers.IntegerField(read_only=True)
+    tasks_completed = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "title",
+            "description",
+            "client_name",
+            "status",
+            "priority",
+            "scheduled_date",
+            "overdue",
+            "assigned_to",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "completed_at",
+            "tasks_total",
+            "tasks_completed",
+        ]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobReadSerializer):
+    tasks = JobTaskReadSerializer(many=True, read_only=True)
+
+    class Meta(JobReadSerializer.Meta):
+        fields = [*JobReadSerializer.Meta.fields, "tasks"]
+        read_only_fields = fields
+
+
+class JobWriteSerializer(serializers.ModelSerializer):
+    assigned_to = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.all(),
+        allow_null=True,
+        required=False,
+        help_text="An active technician's id, or null.",
+    )
+
+    class Meta:
+        model = Job
+        fields = ["title", "description", "client_name", "priority", "scheduled_date", "assigned_to"]
+
+
+class JobTaskCreateSerializer(serializers.ModelSerializer):
+    order = serializers.IntegerField(
+        min_value=1,
+        max_value=2_000_000_000,
+        required=False,
+        allow_null=True,
+        help_text="Position in the job; omitted -> appended at the end.",
+    )
+    required_equipment = serializers.PrimaryKeyRelatedField(
+        queryset=Equipment.objects.all(), many=True, required=False, help_text="Equipment ids (active)."
+    )
+
+    class Meta:
+        model = JobTask
+        fields = ["order", "title", "description", "required_equipment"]
+
+
+class JobTaskUpdateSerializer(serializers.ModelSerializer):
+    required_equipment = serializers.PrimaryKeyRelatedField(
+        queryset=Equipment.objects.all(), many=True, required=False, help_text="Equipment ids (active)."
+    )
+
+    class Meta:
+        model = JobTask
+        fields = ["title", "description", "required_equipment"]
+
+
+class JobTaskReorderSerializer(serializers.Serializer):
+    order = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        allow_empty=True,
+        max_length=10_000,
+        help_text="Every task id of the job, each once, in the new order.",
+    )

@@ -1,0 +1,238 @@
+"""Jobs and tasks API: thin ViewSets over ``jobs.selectors`` (reads, scoping) and ``jobs.services`` (writes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.permissions import ADMIN, ALL_ROLES, SALES_AGENT, TECHNICIAN
+from jobops.api import ScopedViewSet
+
+from . import selectors, services
+from .filters import JobFilter, TaskFilter
+from .serializers import (
+    JobDetailSerializer,
+    JobReadSerializer,
+    JobTaskCreateSerializer,
+    JobTaskReadSerializer,
+    JobTaskReorderSerializer,
+    JobTaskUpdateSerializer,
+    JobWriteSerializer,
+)
+
+EDITORS = frozenset({ADMIN, SALES_AGENT})
+WORKERS = frozenset({ADMIN, TECHNICIAN})
+NO_BODY = OpenApiResponse(description="No content.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List jobs in your scope", tags=["jobs"]),
+    retrieve=extend_schema(summary="Get a job with its ordered tasks", tags=["jobs"]),
+    create=extend_schema(summary="Create a job (admin, sales agent)", tags=["jobs"]),
+    update=extend_schema(summary="Replace a job's editable fields", tags=["jobs"]),
+    partial_update=extend_schema(summary="Change a job's editable fields", tags=["jobs"]),
+    destroy=extend_schema(summary="Delete a job and its tasks (admin)", tags=["jobs"], responses={204: NO_BODY}),
+)
+class JobViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedViewSet,
+):
+    """Jobs. Admins see all, technicians the jobs assigned to them, sales agents the jobs they created."""
+
+    selector = selectors.job_list_for
+    filterset_class = JobFilter
+    read_serializer_class = JobReadSerializer
+    write_serializer_classes = {
+        "create": JobWriteSerializer,
+        "update": JobWriteSerializer,
+        "partial_update": JobWriteSerializer,
+    }
+    allowed_roles = {
+        "list": ALL_ROLES,
+        "retrieve": ALL_ROLES,
+        "create": EDITORS,
+        "update": EDITORS,
+        "partial_update": EDITORS,
+        "destroy": frozenset({ADMIN}),
+        "cancel": EDITORS,
+        "complete": WORKERS,
+        "reopen": frozenset({ADMIN}),
+        "tasks": ALL_ROLES,
+        "add_task": EDITORS,
+        "reorder_tasks": EDITORS,
+    }
+
+    def get_queryset(self) -> Any:
+        if self.action in ("list",):
+            return super().get_queryset()
+        return selectors.job_detail_for(user=self.request.user)
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "list":
+            return JobReadSerializer
+        return self.write_serializer_classes.get(self.action, JobDetailSerializer)
+
+    def render_job(self, job: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
+        fresh = selectors.job_detail_for(user=self.request.user).get(pk=job.pk)
+        return Response(JobDetailSerializer(fresh, context=self.get_serializer_context()).data, status=status_code)
+
+    @extend_schema(responses={201: JobDetailSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = self.validate_input(JobWriteSerializer)
+        job = services.job_create(actor=request.user, data=data)
+        return self.render_job(job, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: JobDetailSerializer})
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        partial = kwargs.pop("partial", False)
+        job = self.get_object()
+        data = self.validate_input(JobWriteSerializer, partial=partial)
+        job = services.job_update(actor=request.user, job_id=job.pk, data=data)
+        return self.render_job(job)
+
+    @extend_schema(responses={200: JobDetailSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        job = self.get_object()
+        services.job_delete(actor=request.user, job_id=job.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Cancel a job (admin, its creator)", tags=["jobs"], request=None, responses={200: JobDetailSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: Any = None) -> Response:
+        job = self.get_object()
+        return self.render_job(services.job_cancel(actor=request.user, job_id=job.pk))
+
+    @extend_schema(
+        summary="Complete a job whose tasks are all completed (admin, assigned technician)",
+        tags=["jobs"],
+        request=None,
+        responses={200: JobDetailSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, pk: Any = None) -> Response:
+        job = self.get_object()
+        return self.render_job(services.job_complete(actor=request.user, job_id=job.pk))
+
+    @extend_schema(
+        summary="Reopen a completed or cancelled job (admin)",
+        tags=["jobs"],
+        request=None,
+        responses={200: JobDetailSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def reopen(self, request: Request, pk: Any = None) -> Response:
+        job = self.get_object()
+        return self.render_job(services.job_reopen(actor=request.user, job_id=job.pk))
+
+    @extend_schema(
+        summary="The job's tasks, in order (not paginated)",
+        tags=["tasks"],
+        responses={200: JobTaskReadSerializer(many=True)},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], url_path="tasks", pagination_class=None, filterset_class=None)
+    def tasks(self, request: Request, pk: Any = None) -> Response:
+        job = self.get_object()
+        tasks = selectors.job_tasks_for(job=job)
+        return Response(JobTaskReadSerializer(tasks, many=True, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="Add a task to the job (admin, the job's creator)",
+        tags=["tasks"],
+        request=JobTaskCreateSerializer,
+        responses={201: JobTaskReadSerializer},
+        filters=False,
+    )
+    @tasks.mapping.post
+    def add_task(self, request: Request, pk: Any = None) -> Response:
+        job = self.get_object()
+        data = self.validate_input(JobTaskCreateSerializer)
+        task = services.task_add(actor=request.user, job_id=job.pk, data=data)
+        fresh = selectors.task_queryset().get(pk=task.pk)
+        return Response(
+            JobTaskReadSerializer(fresh, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(
+        summary="Reorder the job's tasks (admin, the job's creator)",
+        tags=["tasks"],
+        request=JobTaskReorderSerializer,
+        responses={200: JobTaskReadSerializer(many=True)},
+        filters=False,
+    )
+    @action(detail=True, methods=["post"], url_path="tasks/reorder", pagination_class=None, filterset_class=None)
+    def reorder_tasks(self, request: Request, pk: Any = None) -> Response:
+        job = self.get_object()
+        data = self.validate_input(JobTaskReorderSerializer)
+        services.tasks_reorder(actor=request.user, job_id=job.pk, task_ids=data["order"])
+        tasks = selectors.job_tasks_for(job=job)
+        return Response(JobTaskReadSerializer(tasks, many=True, context=self.get_serializer_context()).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List tasks in your scope", tags=["tasks"]),
+    retrieve=extend_schema(summary="Get a task", tags=["tasks"]),
+    update=extend_schema(summary="Replace a task's editable fields (admin, the job's creator)", tags=["tasks"]),
+    partial_update=extend_schema(summary="Change a task (admin, the job's creator)", tags=["tasks"]),
+    destroy=extend_schema(summary="Delete a task (admin, the job's creator)", tags=["tasks"], responses={204: NO_BODY}),
+)
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Tasks across jobs, scoped like their jobs."""
+
+    selector = selectors.task_scope_for
+    filterset_class = TaskFilter
+    read_serializer_class = JobTaskReadSerializer
+    write_serializer_classes = {"update": JobTaskUpdateSerializer, "partial_update": JobTaskUpdateSerializer}
+    allowed_roles = {
+        "list": ALL_ROLES,
+        "retrieve": ALL_ROLES,
+        "update": EDITORS,
+        "partial_update": EDITORS,
+        "destroy": EDITORS,
+        "start": WORKERS,
+        "complete": WORKERS,
+        "reopen": WORKERS,
+    }
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        partial = kwargs.pop("partial", False)
+        task = self.get_object()
+        data = self.validate_input(JobTaskUpdateSerializer, partial=partial)
+        return self.render(services.task_update(actor=request.user, task_id=task.pk, data=data))
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        task = self.get_object()
+        services.task_delete(actor=request.user, task_id=task.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(summary="Start the task (admin, assigned technician)", request=None, tags=["tasks"])
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def start(self, request: Request, pk: Any = None) -> Response:
+        task = self.get_object()
+        return self.render(services.task_start(actor=request.user, task_id=task.pk))
+
+    @extend_schema(summary="Complete the task (admin, assigned technician)", request=None, tags=["tasks"])
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def complete(self, request: Request, pk: Any = None) -> Response:
+        task = self.get_object()
+        return self.render(services.task_complete(actor=request.user, task_id=task.pk))
+
+    @extend_schema(summary="Reopen the last completed task (admin, assigned technician)", request=None, tags=["tasks"])
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def reopen(self, request: Request, pk: Any = None) -> Response:
+        task = self.get_object()
+        return self.render(services.task_reopen(actor=request.user, task_id=task.pk))
