@@ -69,9 +69,12 @@ class JobViewSet(
     }
 
     def get_queryset(self) -> Any:
-        if self.action in ("list",):
+        # Same scope for every action; only the shape of what is fetched differs.
+        if self.action == "list":
             return super().get_queryset()
-        return selectors.job_detail_for(user=self.request.user)
+        if self.action == "retrieve":
+            return selectors.job_detail_for(user=self.request.user)
+        return selectors.job_scope_for(user=self.request.user)
 
     def get_serializer_class(self) -> Any:
         if self.action == "list":

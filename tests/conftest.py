@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 
@@ -64,7 +64,7 @@ def other_sales_agent(db):
 def client_for(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
-        token = RefreshToken.for_user(user).access_token
+        token = AccessToken.for_user(user)
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
 
