@@ -1,0 +1,114 @@
+"""Django admin for jobs, with their ordered tasks inline. Every save goes through ``jobs.services``, so admin edits
+are validated, locked and audited (source ``admin``) exactly like API calls; business-rule conflicts are shown as
+form errors instead of being written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import HttpRequest, HttpResponseRedirect
+from rest_framework.exceptions import PermissionDenied
+
+from jobops.exceptions import ApplicationError
+
+from . import services
+from .models import Job, JobTask
+
+
+class JobTaskInline(admin.TabularInline):
+    model = JobTask
+    extra = 0
+    ordering = ("order",)
+    fields = ("order", "title", "description", "status", "required_equipment", "started_at", "completed_at")
+    # Tasks move only through the reorder endpoint (it keeps started tasks first); new ones are appended.
+    readonly_fields = ("order", "status", "started_at", "completed_at")
+
+
+class JobAdminForm(ModelForm):
+    class Meta:
+        model = Job
+        fields = ("title", "description", "client_name", "priority", "scheduled_date", "assigned_to")
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    form = JobAdminForm
+    inlines = [JobTaskInline]
+    list_display = ("id", "title", "client_name", "status", "priority", "scheduled_date", "overdue", "assigned_to")
+    list_filter = ("status", "priority", "overdue", "scheduled_date")
+    search_fields = ("title", "client_name")
+    list_select_related = ("assigned_to", "created_by")
+    readonly_fields = ("status", "overdue", "created_by", "created_at", "updated_at", "completed_at")
+    date_hierarchy = "scheduled_date"
+    actions = ["cancel_jobs"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*JobAdminForm.Meta.fields, *self.readonly_fields]
+
+    def _data(self, form: ModelForm) -> dict[str, Any]:
+        return {key: form.cleaned_data[key] for key in JobAdminForm.Meta.fields if key in form.cleaned_data}
+
+    def save_model(self, request: HttpRequest, obj: Job, form: ModelForm, change: bool) -> None:
+        if change:
+            services.job_update(actor=request.user, job_id=obj.pk, data=self._data(form))
+        else:
+            created = services.job_create(actor=request.user, data=self._data(form))
+            obj.pk = created.pk
+            obj.created_by = created.created_by
+        obj.refresh_from_db()
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
+        job = form.instance
+        for deleted in formset.deleted_objects if hasattr(formset, "deleted_objects") else []:
+            services.task_delete(actor=request.user, task_id=deleted.pk)
+        for inline_form in formset.forms:
+            if not inline_form.has_changed() or inline_form in formset.deleted_forms:
+                continue
+            data = {key: inline_form.cleaned_data.get(key) for key in ("title", "description")}
+            data["required_equipment"] = list(inline_form.cleaned_data.get("required_equipment") or [])
+            if inline_form.instance.pk:
+                services.task_update(actor=request.user, task_id=inline_form.instance.pk, data=data)
+            else:
+                services.task_add(actor=request.user, job_id=job.pk, data=data)
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # The services raise on conflicts; show them as a message and roll the whole save back.
+        try:
+            with transaction.atomic():
+                return super().changeform_view(request, *args, **kwargs)
+        except (ApplicationError, ValidationError, PermissionDenied) as exc:
+            self.message_user(request, f"Not saved: {_message(exc)}", level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_model(self, request: HttpRequest, obj: Job) -> None:
+        services.job_delete(actor=request.user, job_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for pk in queryset.values_list("pk", flat=True):
+            services.job_delete(actor=request.user, job_id=pk)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        done, refused = 0, 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                services.job_cancel(actor=request.user, job_id=pk)
+                done += 1
+            except ApplicationError:
+                refused += 1
+        self.message_user(request, f"Cancelled {done} job(s); {refused} could not be cancelled.")
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in getattr(exc, "message_dict", {}).items()) or str(
+            exc
+        )
+    return str(exc)
