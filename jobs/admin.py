@@ -64,17 +64,21 @@ class JobAdmin(admin.ModelAdmin):
 
     def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
         job = form.instance
-        for deleted in formset.deleted_objects if hasattr(formset, "deleted_objects") else []:
-            services.task_delete(actor=request.user, task_id=deleted.pk)
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.deleted_forms:
+            if inline_form.instance.pk:
+                services.task_delete(actor=request.user, task_id=inline_form.instance.pk)
+                formset.deleted_objects.append(inline_form.instance)
         for inline_form in formset.forms:
             if not inline_form.has_changed() or inline_form in formset.deleted_forms:
                 continue
             data = {key: inline_form.cleaned_data.get(key) for key in ("title", "description")}
             data["required_equipment"] = list(inline_form.cleaned_data.get("required_equipment") or [])
             if inline_form.instance.pk:
-                services.task_update(actor=request.user, task_id=inline_form.instance.pk, data=data)
+                task = services.task_update(actor=request.user, task_id=inline_form.instance.pk, data=data)
+                formset.changed_objects.append((task, inline_form.changed_data))
             else:
-                services.task_add(actor=request.user, job_id=job.pk, data=data)
+                formset.new_objects.append(services.task_add(actor=request.user, job_id=job.pk, data=data))
 
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         # The services raise on conflicts; show them as a message and roll the whole save back.

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from accounts.permissions import ADMIN, ALL_ROLES, SALES_AGENT, TECHNICIAN
 from jobops.api import ScopedViewSet
 
-from . import selectors, services
+from . import rows, selectors, services
 from .filters import JobFilter, TaskFilter
 from .serializers import (
     JobDetailSerializer,
@@ -80,6 +80,12 @@ class JobViewSet(
         if self.action == "list":
             return JobReadSerializer
         return self.write_serializer_classes.get(self.action, JobDetailSerializer)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # Hot path: values() rows rendered by jobs.rows (same output as JobReadSerializer, several times faster).
+        queryset = self.filter_queryset(self.get_queryset()).values(*rows.JOB_LIST_VALUES)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(rows.job_rows(page))
 
     def render_job(self, job: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
         fresh = selectors.job_detail_for(user=self.request.user).get(pk=job.pk)

@@ -576,3 +576,19 @@ def test_user_without_a_known_role_sees_nothing(world):
     type(odd).objects.filter(pk=odd.pk).update(role="retired")
     assert call(odd, "get", "/api/jobs/").status_code == 403
     assert JobTask.objects.count() == 2
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Paris", "America/New_York"])
+def test_fast_job_list_matches_the_read_serializer(people, big_world, settings, tz):
+    """The hot-path renderer (jobs.rows) must produce exactly what JobReadSerializer documents."""
+    from jobs.selectors import job_list_for
+    from jobs.serializers import JobReadSerializer
+
+    settings.TIME_ZONE = tz
+    job = big_world[0]
+    Job.objects.filter(pk=job.pk).update(completed_at=timezone.now(), status="completed")
+    admin = people["admin"]
+    fast = call(admin, "get", "/api/jobs/?page_size=100").json()["results"]
+    slow = JobReadSerializer(job_list_for(user=admin)[:100], many=True).data
+    assert fast == [dict(row) for row in slow]
+    assert list(fast[0]) == list(slow[0])

@@ -48,8 +48,18 @@ EQUIPMENT = [
     ("Thermal camera", Equipment.Type.OTHER),
 ]
 
-CLIENTS = ["Acme Corp", "Globex", "Initech", "Umbrella Ltd", "Stark Industries", "Wayne Enterprises", "Hooli",
-           "Vandelay Imports", "Soylent", "Tyrell Corp"]
+CLIENTS = [
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella Ltd",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Hooli",
+    "Vandelay Imports",
+    "Soylent",
+    "Tyrell Corp",
+]
 WORK = [
     ("Boiler service", ["Isolate supply", "Inspect burner", "Replace seals", "Test and sign off"]),
     ("Kitchen fit-out", ["Measure", "Strip old units", "Fit cabinets", "Connect appliances", "Clean up"]),
@@ -114,10 +124,13 @@ class Command(BaseCommand):
             serial = f"DEMO-{index:04d}"
             item = Equipment.objects.filter(serial_number=serial).first()
             if item is None:
-                item = Equipment.objects.create(name=name, type=kind, serial_number=serial,
-                                                description=f"Demo {kind}")
-                audit_record(actor=None, action="equipment.created", obj=item,
-                             changes={"name": [None, name], "serial_number": [None, serial]})
+                item = Equipment.objects.create(name=name, type=kind, serial_number=serial, description=f"Demo {kind}")
+                audit_record(
+                    actor=None,
+                    action="equipment.created",
+                    obj=item,
+                    changes={"name": [None, name], "serial_number": [None, serial]},
+                )
             items.append(item)
         return items
 
@@ -169,8 +182,9 @@ class Command(BaseCommand):
         return count
 
     def _print_logins(self) -> None:
-        self.stdout.write(self.style.SUCCESS("\nJobOps demo is ready. Log in with any of these (password for all: "
-                                             f"{DEMO_PASSWORD}):"))
+        self.stdout.write(
+            self.style.SUCCESS(f"\nJobOps demo is ready. Log in with any of these (password for all: {DEMO_PASSWORD}):")
+        )
         for username, role, _first, _last in USERS:
             self.stdout.write(f"  {username:<8} {role}")
         self.stdout.write(
@@ -178,6 +192,6 @@ class Command(BaseCommand):
             "\n  Admin:     http://127.0.0.1:8000/admin/   (admin / password above)"
             "\n  Get a token:"
             "\n    curl -s -X POST http://127.0.0.1:8000/api/auth/token/ -H 'Content-Type: application/json' \\"
-            f"\n         -d '{{\"username\": \"tech1\", \"password\": \"{DEMO_PASSWORD}\"}}'"
+            f'\n         -d \'{{"username": "tech1", "password": "{DEMO_PASSWORD}"}}\''
             "\n  Emails the demo sends are written to var/mail/.\n"
         )
