@@ -23,3 +23,6 @@ urlpatterns = [
         name="redoc",
     ),
 ]
+
+handler404 = "jobops.views.not_found"
+handler500 = "jobops.views.server_failure"
