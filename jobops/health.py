@@ -1,10 +1,18 @@
-"""Liveness and readiness probes for load balancers and Compose healthchecks (no auth, no data)."""
+"""Liveness and readiness probes for load balancers and the Compose/Docker healthchecks (no auth, no data).
+
+``/healthz/`` says the process answers and touches nothing else, so an orchestrator never restarts a healthy web
+container because PostgreSQL blinked. ``/readyz/`` says this process can serve traffic now: the database, the
+cache and the broker each answer. A failing dependency turns it into a 503 whose body names what is down; the
+reason itself only goes to the log, because the probe is public.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
-from urllib.parse import urlparse
+import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -12,8 +20,15 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from kombu import Connection
 
 logger = logging.getLogger(__name__)
+
+# A probe must answer well within the healthcheck's own timeout (5 s in docker-compose.yml).
+BROKER_CONNECT_TIMEOUT = 2.0
+
+# What a check reports when the embedded default runs the dependency inside this process.
+IN_PROCESS = "in-process"
 
 
 @never_cache
@@ -23,44 +38,66 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _check_database() -> str:
+def check_database() -> str:
+    """Run a trivial query on the default database connection."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
     return "ok"
 
 
-def _check_cache() -> str:
-    cache.set("jobops:readyz", "1", timeout=5)
-    if cache.get("jobops:readyz") != "1":
+def check_cache() -> str:
+    """Write and read back a key unique to this process, so replicas sharing Redis never read each other's."""
+    key = f"jobops:readyz:{socket.gethostname()}:{os.getpid()}"
+    value = uuid.uuid4().hex
+    cache.set(key, value, timeout=10)
+    if cache.get(key) != value:
         raise RuntimeError("cache did not return the value just written")
-    return "ok" if settings.REDIS_URL else "in-process"
+    cache.delete(key)
+    return "ok" if settings.REDIS_URL else IN_PROCESS
 
 
-def _check_broker() -> str:
-    if settings.CELERY_TASK_ALWAYS_EAGER or settings.CELERY_BROKER_URL.startswith("memory://"):
-        return "in-process"
-    url = urlparse(settings.CELERY_BROKER_URL)
-    with socket.create_connection((url.hostname or "localhost", url.port or 5672), timeout=2):
-        pass
+def check_broker() -> str:
+    """Open (and close) a real connection to ``CELERY_BROKER_URL``: TCP, then the AMQP/Redis handshake and login.
+
+    A plain TCP probe would call a broker "ready" that refuses our credentials or lacks our vhost. With tasks
+    running in-process (the embedded default) there is no broker to check.
+    """
+    url = settings.CELERY_BROKER_URL
+    if settings.CELERY_TASK_ALWAYS_EAGER or not url or url.startswith("memory://"):
+        return IN_PROCESS
+    with Connection(
+        url,
+        connect_timeout=BROKER_CONNECT_TIMEOUT,
+        ssl=getattr(settings, "CELERY_BROKER_USE_SSL", None) or False,
+        transport_options=getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {},
+    ) as conn:
+        # max_retries=0: one attempt, no back-off sleeps; the caller (a probe) retries on its own schedule.
+        conn.ensure_connection(max_retries=0, timeout=BROKER_CONNECT_TIMEOUT)
     return "ok"
+
+
+CHECKS: dict[str, Callable[[], str]] = {
+    "database": check_database,
+    "cache": check_cache,
+    "broker": check_broker,
+}
 
 
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: database, cache and broker answer. 503 names what is down."""
-    checks = {"database": _check_database, "cache": _check_cache, "broker": _check_broker}
     results: dict[str, str] = {}
     down: list[str] = []
-    for name, check in checks.items():
+    for name, check in CHECKS.items():
         try:
             results[name] = check()
-        except Exception as exc:  # any failure of a dependency means "not ready"
-            logger.warning("readiness check %s failed: %s", name, exc)
+        except Exception as exc:  # any failure of a dependency means "not ready", whatever its type
+            logger.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
             results[name] = "down"
             down.append(name)
-    body = {"status": "ok" if not down else "unavailable", "checks": results}
+    body: dict[str, object] = {"status": "ok" if not down else "unavailable", "checks": results}
     if down:
         body["down"] = down
     return JsonResponse(body, status=503 if down else 200)
