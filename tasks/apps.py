@@ -6,3 +6,8 @@ class TasksConfig(AppConfig):
 
     name = "tasks"
     verbose_name = "Background tasks"
+
+    def ready(self) -> None:
+        # Register the tasks in every process that loads Django (web, worker, beat, manage.py), not only where
+        # CELERY_IMPORTS is processed (the worker), so their names resolve everywhere.
+        from . import emails, overdue  # noqa: F401

@@ -1,0 +1,82 @@
+"""Email outbox tasks: deliver one row by id (retry with backoff here), re-enqueue stale rows, daily reminders.
+
+Every task takes ids or dates, never model instances, and calls one service. Delivery is idempotent (the service
+locks the row and skips anything not pending), so acks_late redelivery after a worker crash sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import smtplib
+
+from celery import Task, shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from jobops.context import audit_context
+from notifications.services import (
+    RETRY_BACKOFF_MAX_SECONDS,
+    Outcome,
+    enqueue_deliveries,
+    notification_deliver,
+    notifications_requeue_unsent,
+    notifications_send_daily_reminders,
+)
+
+
+@shared_task(
+    bind=True,
+    name="notifications.deliver",
+    acks_late=True,
+    # SMTP refusals and network errors are expected: retry with exponential backoff (1, 2, 4 ... s, capped,
+    # with full jitter). The row's attempt counter decides when to give up (it is marked failed then), so this
+    # cap only matters if the row was re-enqueued meanwhile.
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=True,
+    retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+    max_retries=max(0, settings.NOTIFICATION_MAX_ATTEMPTS - 1),
+)
+def deliver_notification(self: Task, notification_id: int) -> str:
+    """Send the outbox row ``notification_id`` unless it was already sent or failed; re-raise a transient SMTP
+    error so that Celery retries it with backoff."""
+    with audit_context(source="task", system="notifications.deliver"):
+        result = notification_deliver(notification_id=notification_id)
+    if result.outcome == Outcome.RETRY and result.error is not None:
+        raise result.error
+    return str(result.outcome)
+
+
+@shared_task(name="notifications.enqueue", acks_late=True)
+def enqueue_notifications(ids: list[int]) -> int:
+    """Fan out a chunk of outbox ids (published by a large sweep) into one delivery task each. Publishing twice
+    after a redelivery is harmless: delivery skips rows that are no longer pending."""
+    return enqueue_deliveries(ids)
+
+
+#: Rows claimed per requeue statement, and at most this many claims per run (beat runs it every minute).
+REQUEUE_BATCH = 500
+REQUEUE_MAX_BATCHES = 20
+
+
+@shared_task(name="notifications.requeue_unsent", acks_late=True)
+def requeue_unsent() -> int:
+    """Beat, every minute: re-enqueue outbox rows still pending after the grace period (broker down at commit);
+    up to ``REQUEUE_BATCH * REQUEUE_MAX_BATCHES`` rows per run, oldest first."""
+    total = 0
+    with audit_context(source="task", system="notifications.requeue_unsent"):
+        for _ in range(REQUEUE_MAX_BATCHES):
+            claimed = len(notifications_requeue_unsent(limit=REQUEUE_BATCH))
+            total += claimed
+            if claimed < REQUEUE_BATCH:
+                break
+    return total
+
+
+@shared_task(name="notifications.send_daily_reminders", acks_late=True)
+def send_daily_reminders(today: str | None = None) -> int:
+    """Beat, daily at 07:00 in TIME_ZONE: one reminder per technician with open tasks on jobs scheduled ``today``
+    (ISO date; default today in TIME_ZONE). Never twice for the same technician and day."""
+    day = datetime.date.fromisoformat(today) if today else timezone.localdate()
+    with audit_context(source="task", system="notifications.send_daily_reminders"):
+        return len(notifications_send_daily_reminders(today=day))
