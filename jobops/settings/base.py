@@ -98,6 +98,9 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast (and let /readyz/ answer) when the database host is unreachable.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if not env.str("DATABASE_URL", default=""):
         VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -113,6 +116,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="jobops"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:
@@ -157,7 +161,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["jobops.renderers.ORJSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
     if DEBUG
     else ["jobops.renderers.ORJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser plus a body size limit (413) and a 400 for absurdly nested JSON (see jobops/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["jobops.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "jobops.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 20,
@@ -177,7 +182,8 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    # An empty JWT_SIGNING_KEY must not mean "sign with an empty key".
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY,
     "ALGORITHM": "HS256",
     "AUTH_HEADER_TYPES": ("Bearer",),
     "CHECK_USER_IS_ACTIVE": True,
@@ -205,8 +211,13 @@ SPECTACULAR_SETTINGS = {
         "PriorityEnum": "jobs.models.Job.Priority",
         "RoleEnum": "accounts.models.User.Role",
         "EquipmentTypeEnum": "equipment.models.Equipment.Type",
+        "AuditSourceEnum": "audit.models.AuditEntry.Source",
     },
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "jobops.schema.add_error_responses"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobops.schema.add_error_responses",
+        "jobops.schema.add_links",
+    ],
 }
 
 # --- CORS (API only) --------------------------------------------------------------------------------------------
