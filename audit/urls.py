@@ -1,5 +1,12 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-router = SimpleRouter(trailing_slash=True)
+from .views import AuditEntryViewSet, JobHistoryView
 
-urlpatterns = router.urls
+router = SimpleRouter(trailing_slash=True)
+router.register("audit", AuditEntryViewSet, basename="audit")
+
+urlpatterns = [
+    path("jobs/<int:pk>/history/", JobHistoryView.as_view(), name="job-history"),
+    *router.urls,
+]

@@ -1,33 +1,81 @@
-"""Request correlation: every response carries ``X-Request-ID``; audit entries and log lines carry it too."""
+"""Request correlation: every response carries ``X-Request-ID``; audit entries and log lines carry it too.
+
+An incoming ``X-Request-ID`` is kept when it is 1-64 characters of ASCII letters, digits, ``-``, ``_`` and ``.``
+(so it is safe in log lines, headers and the 64-character audit column); anything else is replaced by a new UUID4.
+The id is published through ``jobops.context`` for the duration of the request, so every audit entry written while
+serving it stores it, and every log line emitted while serving it shows it. One access line is logged per request.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject, empty
 
-from .context import request_id_var, source_var
+from .context import request_id_var, source_var, system_actor_var
 
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_ADMIN_PREFIX = "/admin/"
+
+logger = logging.getLogger("jobops.request")
+
+
+def request_id_from(value: str | None) -> str:
+    """The incoming id when valid, else a fresh UUID4 (``fullmatch``: a trailing newline is not accepted)."""
+    if value and _VALID_REQUEST_ID.fullmatch(value):
+        return value
+    return str(uuid.uuid4())
+
+
+def _user_id(request: HttpRequest) -> Any:
+    # Never trigger a session lookup just to log: read the user only when authentication already resolved it.
+    user = request.__dict__.get("user")
+    if user is None or (isinstance(user, SimpleLazyObject) and user._wrapped is empty):
+        return None
+    return getattr(user, "pk", None)
 
 
 class RequestIDMiddleware:
+    """First in ``MIDDLEWARE``, so the id covers every other middleware, the view and the error handlers."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        request_id = request_id_from(request.headers.get(HEADER))
         request.request_id = request_id  # type: ignore[attr-defined]
-        source = "admin" if request.path.startswith("/admin/") else "api"
-        rid_token = request_id_var.set(request_id)
-        src_token = source_var.set(source)
+        source = "admin" if request.path_info.startswith(_ADMIN_PREFIX) else "api"
+        tokens = [
+            (request_id_var, request_id_var.set(request_id)),
+            (source_var, source_var.set(source)),
+            # A request is never "the system", whatever a previous job on this thread left behind.
+            (system_actor_var, system_actor_var.set("")),
+        ]
+        started = time.perf_counter()
         try:
             response = self.get_response(request)
+            response[HEADER] = request_id
+            logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "user_id": _user_id(request),
+                },
+            )
+            return response
         finally:
-            source_var.reset(src_token)
-            request_id_var.reset(rid_token)
-        response["X-Request-ID"] = request_id
-        return response
+            for var, token in reversed(tokens):
+                var.reset(token)
