@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from accounts.models import User
 from equipment.models import Equipment
+from jobops.fields import StrictIntegerField, StrictModelSerializer, StrictPrimaryKeyRelatedField
 
 from .models import Job, JobTask
 
@@ -74,8 +75,8 @@ class JobDetailSerializer(JobReadSerializer):
         read_only_fields = fields
 
 
-class JobWriteSerializer(serializers.ModelSerializer):
-    assigned_to = serializers.PrimaryKeyRelatedField(
+class JobWriteSerializer(StrictModelSerializer):
+    assigned_to = StrictPrimaryKeyRelatedField(
         queryset=User.objects.all(),
         allow_null=True,
         required=False,
@@ -87,15 +88,15 @@ class JobWriteSerializer(serializers.ModelSerializer):
         fields = ["title", "description", "client_name", "priority", "scheduled_date", "assigned_to"]
 
 
-class JobTaskCreateSerializer(serializers.ModelSerializer):
-    order = serializers.IntegerField(
+class JobTaskCreateSerializer(StrictModelSerializer):
+    order = StrictIntegerField(
         min_value=1,
         max_value=2_000_000_000,
         required=False,
         allow_null=True,
         help_text="Position in the job; omitted -> appended at the end.",
     )
-    required_equipment = serializers.PrimaryKeyRelatedField(
+    required_equipment = StrictPrimaryKeyRelatedField(
         queryset=Equipment.objects.all(), many=True, required=False, help_text="Equipment ids (active)."
     )
 
@@ -104,8 +105,8 @@ class JobTaskCreateSerializer(serializers.ModelSerializer):
         fields = ["order", "title", "description", "required_equipment"]
 
 
-class JobTaskUpdateSerializer(serializers.ModelSerializer):
-    required_equipment = serializers.PrimaryKeyRelatedField(
+class JobTaskUpdateSerializer(StrictModelSerializer):
+    required_equipment = StrictPrimaryKeyRelatedField(
         queryset=Equipment.objects.all(), many=True, required=False, help_text="Equipment ids (active)."
     )
 
@@ -116,7 +117,7 @@ class JobTaskUpdateSerializer(serializers.ModelSerializer):
 
 class JobTaskReorderSerializer(serializers.Serializer):
     order = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=StrictIntegerField(min_value=1),
         allow_empty=True,
         max_length=10_000,
         help_text="Every task id of the job, each once, in the new order.",

@@ -592,3 +592,27 @@ def test_fast_job_list_matches_the_read_serializer(people, big_world, settings, 
     slow = JobReadSerializer(job_list_for(user=admin)[:100], many=True).data
     assert fast == [dict(row) for row in slow]
     assert list(fast[0]) == list(slow[0])
+
+
+@pytest.mark.parametrize(
+    "url, body, field",
+    [
+        ("/api/jobs/", {"title": "T", "client_name": 0, "scheduled_date": "2031-01-01"}, "client_name"),
+        ("/api/jobs/", {"title": True, "client_name": "C", "scheduled_date": "2031-01-01"}, "title"),
+        (
+            "/api/jobs/",
+            {"title": "T", "client_name": "C", "scheduled_date": "2031-01-01", "assigned_to": "1"},
+            "assigned_to",
+        ),
+        ("/api/jobs/{job}/tasks/", {"title": "x", "required_equipment": {}}, "required_equipment"),
+        ("/api/jobs/{job}/tasks/", {"title": "x", "required_equipment": ["1"]}, "required_equipment"),
+        ("/api/jobs/{job}/tasks/", {"title": "x", "order": "2"}, "order"),
+        ("/api/jobs/{job}/tasks/", {"title": "x", "order": 2.5}, "order"),
+        ("/api/jobs/{job}/tasks/reorder/", {"order": ["1"]}, "order"),
+    ],
+)
+def test_wrong_json_types_are_400(people, world, url, body, field):
+    """The schema says string/integer/array: a value of another JSON type is rejected, never coerced."""
+    response = call(people["admin"], "post", url.format(job=world["job"].pk), body)
+    assert response.status_code == 400, response.content
+    assert field in response.json()

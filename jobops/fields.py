@@ -1,0 +1,89 @@
+"""Strict serializer fields: JSON types are checked, not coerced.
+
+DRF's defaults turn ``0`` into ``"0"`` for a CharField, accept ``0``/``"yes"`` for a BooleanField and iterate a
+dict's keys for a many-related field. The published schema says string, boolean and array, and the contract says a
+wrong type is a 400, so write serializers use these instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.relations import MANY_RELATION_KWARGS
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only; numbers, booleans, lists and objects are a 400."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true`` or ``false`` only."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only (not ``"3"``, ``3.5`` or ``true``)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictManyRelatedField(serializers.ManyRelatedField):
+    """A JSON array of ids only (DRF would accept an object and use its keys)."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """An integer id only (not ``"3"``, ``true`` or ``3.0``)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+    @classmethod
+    def many_init(cls, *args: Any, **kwargs: Any) -> StrictManyRelatedField:
+        list_kwargs = {"child_relation": cls(*args, **kwargs)}
+        for key in kwargs:
+            if key in MANY_RELATION_KWARGS:
+                list_kwargs[key] = kwargs[key]
+        return StrictManyRelatedField(**list_kwargs)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose generated text and boolean fields are strict about JSON types."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+    }
+    serializer_related_field = StrictPrimaryKeyRelatedField
+
+
+def _strict_mapping() -> None:
+    from django.db import models
+
+    mapping = StrictModelSerializer.serializer_field_mapping
+    for model_field in (models.CharField, models.TextField, models.SlugField):
+        mapping[model_field] = StrictCharField
+    mapping[models.BooleanField] = StrictBooleanField
+    for model_field in (models.IntegerField, models.PositiveIntegerField, models.BigIntegerField):
+        mapping[model_field] = StrictIntegerField
+
+
+_strict_mapping()
