@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema_field
+
+_DIGITS = re.compile(r"-?[0-9]+")
+
+# What IdField accepts, so the OpenAPI schema (and clients generated from it) agrees with the 400s.
+ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 
 
 class StrictBooleanField(forms.Field):
@@ -43,7 +50,14 @@ class IdField(forms.IntegerField):
         kwargs.setdefault("max_value", 2**63 - 1)
         super().__init__(*args, **kwargs)
 
+    def to_python(self, value: Any) -> int | None:
+        # ASCII digits only: Django's IntegerField also takes " 7 ", "+7", "7.0" and non-ASCII digits such as "٧".
+        if isinstance(value, str) and value and not _DIGITS.fullmatch(value):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
+
+@extend_schema_field(ID_SCHEMA)
 class IdFilter(django_filters.NumberFilter):
     """``?field=<id>``: a positive integer; anything else is a 400."""
 

@@ -6,21 +6,24 @@ a page past the end gives 404 (DRF's behaviour).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
+_DIGITS = re.compile(r"-?[0-9]+")
+
 
 def _positive_int(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationError({name: ["A valid integer is required."]}) from None
+    # ASCII digits only: int() would also take " 7 ", "+7", "7_0" and non-ASCII digits such as "٧".
+    if not _DIGITS.fullmatch(raw):
+        raise ValidationError({name: ["A valid integer is required."]})
+    value = int(raw)
     if value < 1:
         raise ValidationError({name: ["Ensure this value is greater than or equal to 1."]})
     return value

@@ -1,7 +1,19 @@
-"""OpenAPI generation: read/write serializer pairs and documented error responses on every operation."""
+"""OpenAPI generation: read/write serializer pairs, documented error responses and links on every operation.
+
+Two postprocessing hooks run after drf-spectacular built the schema:
+
+* ``add_error_responses`` documents the contract's error statuses (API.md "Status codes") on every operation, so a
+  client (and the schemathesis run in ``tests/fuzz``) knows every status an operation can answer with.
+* ``add_links`` adds OpenAPI links from every response that carries an object id to the operations on that object
+  (``POST /api/jobs/`` -> ``/api/jobs/{id}/``, ``/cancel/``, ``/tasks/`` ...; a job's ``tasks`` ->
+  ``/api/tasks/{id}/``), which is what lets a stateful fuzzer (and a generated client) walk from a created or
+  listed object to its actions.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
@@ -28,6 +40,8 @@ _ERROR_SCHEMAS = {
     },
 }
 
+_METHODS = ("get", "post", "put", "patch", "delete")
+
 
 class JobOpsAutoSchema(AutoSchema):
     """Requests are documented with the action's write serializer, responses with the read serializer."""
@@ -43,6 +57,29 @@ class JobOpsAutoSchema(AutoSchema):
                 return read
         return super().get_response_serializers()
 
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        filterset = getattr(self.view, "filterset_class", None)
+        if filterset is not None:
+            # django-filter treats `?status=` like an absent `status` (no filtering); say so, so that clients and
+            # fuzzers know an empty value is accepted rather than a 400.
+            names = set(filterset.base_filters)
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and parameter.get("name") in names:
+                    parameter["allowEmptyValue"] = True
+        if getattr(self.view, "throttle_classes", None):
+            # A throttled view answers 429 with Retry-After once the caller's budget is spent.
+            operation.setdefault("responses", {}).setdefault(
+                "429",
+                {
+                    **_response("Too many requests: retry after the number of seconds in Retry-After.", _ERROR),
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+                },
+            )
+        return operation
+
 
 def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -53,7 +90,7 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
     result.setdefault("components", {}).setdefault("schemas", {}).update(_ERROR_SCHEMAS)
     for path, methods in result.get("paths", {}).items():
         for method, operation in methods.items():
-            if method not in {"get", "post", "put", "patch", "delete"}:
+            if method not in _METHODS:
                 continue
             responses = operation.setdefault("responses", {})
             secured = any("jwtAuth" in requirement for requirement in operation.get("security", []))
@@ -65,4 +102,109 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 responses.setdefault("404", _response("Not found, or outside the caller's scope.", _ERROR))
             if method != "get":
                 responses.setdefault("409", _response("Business-rule conflict.", _CONFLICT))
+            if "requestBody" in operation:
+                responses.setdefault("413", _response("Request body larger than the server accepts.", _ERROR))
+                responses.setdefault("415", _response("The body is not `application/json`.", _ERROR))
+            for parameter in operation.get("parameters", []):
+                # Object ids are positive: documenting it keeps generated clients and fuzzers from sending 0 or -1.
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "path" and parameter.get("name") == "id" and schema.get("type") == "integer":
+                    schema.setdefault("minimum", 1)
+    return result
+
+
+# --- Links ------------------------------------------------------------------------------------------------------
+_MEMBER = re.compile(r"^(?P<collection>.*/)\{id\}/")
+_REF_PREFIX = "#/components/schemas/"
+# Object shapes that no GET of their own collection returns, so the schema cannot tell what they are.
+_EXTRA_RESOURCES = {"DashboardTask": "/api/tasks/", "DashboardJob": "/api/jobs/"}
+
+
+def _component(ref: str, components: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = ref.removeprefix(_REF_PREFIX)
+    return name, components.get(name, {})
+
+
+def _body_schema(response: dict[str, Any]) -> dict[str, Any] | None:
+    content = response.get("content", {}).get("application/json")
+    return content.get("schema") if content else None
+
+
+def _resource_by_component(paths: dict[str, Any], components: dict[str, Any]) -> dict[str, str]:
+    """Component name -> the collection path (``/api/jobs/``) whose member operations take that object's id.
+
+    Learnt from the schema itself: what ``GET <collection>{id}/`` returns, and what the items of ``GET
+    <collection>`` (paginated or a plain array) are.
+    """
+    mapping = {name: path for name, path in _EXTRA_RESOURCES.items() if path in paths}
+    for path, methods in paths.items():
+        get = methods.get("get")
+        if get is None:
+            continue
+        schema = _body_schema(get.get("responses", {}).get("200", {})) or {}
+        member = re.fullmatch(r"(?P<collection>.*/)\{id\}/", path)
+        if member and "$ref" in schema:
+            mapping.setdefault(schema["$ref"].removeprefix(_REF_PREFIX), member["collection"])
+            continue
+        if "{" in path:
+            continue
+        items = schema.get("items")
+        if "$ref" in schema:
+            items = _component(schema["$ref"], components)[1].get("properties", {}).get("results", {}).get("items")
+        if isinstance(items, dict) and "$ref" in items:
+            mapping.setdefault(items["$ref"].removeprefix(_REF_PREFIX), path)
+    return mapping
+
+
+def _id_pointers(
+    schema: dict[str, Any], components: dict[str, Any], resources: dict[str, str], pointer: str = "", depth: int = 0
+) -> Iterator[tuple[str, str]]:
+    """(JSON pointer to an object id in the body, collection of that object) for every id a body carries."""
+    if depth > 4 or not isinstance(schema, dict):
+        return
+    if "$ref" in schema:
+        name, target = _component(schema["$ref"], components)
+        if name in resources and "id" in target.get("properties", {}):
+            yield f"{pointer}/id", resources[name]
+        schema = target
+    if "items" in schema:
+        yield from _id_pointers(schema.get("items", {}), components, resources, f"{pointer}/0", depth + 1)
+        return
+    for prop, subschema in schema.get("properties", {}).items():
+        if isinstance(subschema, dict) and ("items" in subschema or "$ref" in subschema):
+            yield from _id_pointers(subschema, components, resources, f"{pointer}/{prop}", depth + 1)
+
+
+def add_links(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Link every response that carries object ids to the operations on those objects (OpenAPI 3 ``links``)."""
+    paths: dict[str, Any] = result.get("paths", {})
+    components: dict[str, Any] = result.get("components", {}).get("schemas", {})
+    resources = _resource_by_component(paths, components)
+    members: dict[str, list[str]] = {}
+    for path, methods in paths.items():
+        match = _MEMBER.match(path)
+        if match:
+            for method, operation in methods.items():
+                if method in _METHODS and "operationId" in operation:
+                    members.setdefault(match["collection"], []).append(operation["operationId"])
+    for methods in paths.values():
+        for method, operation in methods.items():
+            if method not in _METHODS:
+                continue
+            for status, response in operation.get("responses", {}).items():
+                schema = _body_schema(response) if str(status).startswith("2") else None
+                if not schema:
+                    continue
+                links: dict[str, Any] = {}
+                for pointer, collection in _id_pointers(schema, components, resources):
+                    for target in members.get(collection, []):
+                        name = target if pointer == "/id" else f"{target}_from{pointer.replace('/', '_')}"
+                        if target == operation.get("operationId") and pointer == "/id":
+                            continue
+                        links[name] = {
+                            "operationId": target,
+                            "parameters": {"id": f"$response.body#{pointer}"},
+                        }
+                if links:
+                    response["links"] = links
     return result

@@ -161,7 +161,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["jobops.renderers.ORJSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
     if DEBUG
     else ["jobops.renderers.ORJSONRenderer"],
-    # DRF's JSON parser plus a body size limit (413) and a 400 for absurdly nested JSON (see jobops/parsers.py).
+    # DRF's JSON parser, plus a 400 (not a 500) for absurdly nested JSON (see jobops/parsers.py).
     "DEFAULT_PARSER_CLASSES": ["jobops.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "jobops.pagination.StrictPageNumberPagination",
