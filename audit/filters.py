@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from jobops.filters import IdFilter
@@ -50,7 +49,7 @@ class InstantField(forms.Field):
         raise ValidationError(self.error_messages["invalid"], code="invalid")
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field({"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]})
 class InstantFilter(django_filters.Filter):
     """``at_after`` (inclusive; a date means from the start of that day) or ``at_before`` (inclusive; a date means
     up to the end of that day), both in ``TIME_ZONE`` when no offset is given."""

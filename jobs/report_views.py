@@ -12,7 +12,7 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -121,7 +121,8 @@ class TechnicianDashboardView(ReportView):
             if technician_id is not None and technician_id != user.pk:
                 raise PermissionDenied("A technician may only see their own dashboard.")
         elif technician_id is not None and not reports.technician_exists(technician_id=technician_id):
-            raise ValidationError({"technician": [f"No technician with id {technician_id}."]})
+            # A well-formed id that names no technician: like any missing object, a 404 (a 400 is for bad input).
+            raise NotFound(f"No technician with id {technician_id}.")
         days = reports.technician_dashboard(user=user, technician_id=technician_id, days=params.validated_data["days"])
         return Response(days)
 

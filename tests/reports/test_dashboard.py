@@ -208,8 +208,8 @@ def test_bad_technician_is_400(frozen, admin_user, technician, value):
 def test_technician_id_must_name_an_existing_technician(frozen, admin_user, sales_agent):
     for pk in (sales_agent.pk, admin_user.pk, 987654):
         response = get(admin_user, f"?technician={pk}")
-        assert response.status_code == 400
-        assert response.json() == {"technician": [f"No technician with id {pk}."]}
+        assert response.status_code == 404
+        assert response.json() == {"detail": f"No technician with id {pk}."}
 
 
 @pytest.mark.parametrize("days", [1, 7, 90])
