@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import django_filters
+import django_filters.rest_framework
 from django import forms
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema_field
@@ -62,3 +63,19 @@ class IdFilter(django_filters.NumberFilter):
     """``?field=<id>``: a positive integer; anything else is a 400."""
 
     field_class = IdField
+
+
+class FilterBackend(django_filters.rest_framework.DjangoFilterBackend):
+    """django-filter, minus its cost when a request sends none of the view's filter parameters.
+
+    Building a FilterSet deep-copies every filter and builds a form (about a millisecond per list request); with no
+    filter parameter there is nothing to validate or apply, so the queryset is returned as it is.
+    """
+
+    def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is None:
+            return queryset
+        if not any(name in request.query_params for name in filterset_class.base_filters):
+            return queryset
+        return super().filter_queryset(request, queryset, view)

@@ -163,7 +163,7 @@ REST_FRAMEWORK = {
     else ["jobops.renderers.ORJSONRenderer"],
     # DRF's JSON parser, plus a 400 (not a 500) for absurdly nested JSON (see jobops/parsers.py).
     "DEFAULT_PARSER_CLASSES": ["jobops.parsers.JSONParser"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["jobops.filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "jobops.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "jobops.schema.JobOpsAutoSchema",
