@@ -1,0 +1,174 @@
+"""Django admin for users. Every save, delete and password change goes through ``accounts.services``, so admin
+edits are validated and audited (source ``admin``) exactly like API calls; refused changes (the last admin, a user
+referenced by jobs) are shown as messages instead of being written.
+
+``is_staff`` and ``is_superuser`` are not editable here: they follow the role (see ``accounts.services``). Groups and
+per-user permissions are not used (the role is the permission model), so they are not shown either.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm, UsernameField
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from rest_framework.exceptions import PermissionDenied
+
+from jobops.exceptions import ApplicationError
+
+from . import services
+from .models import User
+
+# The acting admin for the password form's save() (the form has no request); a context variable is per request.
+_password_actor: ContextVar[Any] = ContextVar("admin_password_actor", default=None)
+
+PROFILE = ("first_name", "last_name", "email", "phone")
+
+
+def is_staff_admin(request: HttpRequest) -> bool:
+    user = request.user
+    return bool(user.is_active and user.is_staff and getattr(user, "role", None) == User.Role.ADMIN)
+
+
+def error_message(exc: Exception) -> str:
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    if isinstance(exc, ValidationError) and hasattr(exc, "message_dict"):
+        return "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in exc.message_dict.items())
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(getattr(exc, "detail", exc))
+
+
+class UserAddForm(UserCreationForm):
+    class Meta:
+        model = User
+        fields = ("username", "role", *PROFILE)
+        field_classes = {"username": UsernameField}
+
+
+class UserEditForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = ("username", "role", "is_active", *PROFILE)
+        field_classes = {"username": UsernameField}
+
+
+class PasswordForm(AdminPasswordChangeForm):
+    """Sets a password through ``user_update`` (validated and audited); "unusable password" is not offered."""
+
+    def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.fields.pop("usable_password", None)
+        self.fields["password1"].required = True
+        self.fields["password2"].required = True
+
+    def save(self, commit: bool = True) -> User:
+        services.user_update(
+            actor=_password_actor.get(), user_id=self.user.pk, data={"password": self.cleaned_data["password1"]}
+        )
+        self.user.refresh_from_db()
+        return self.user
+
+
+class StaffAdminPermissions:
+    """Staff users with the admin role may manage these objects without Django per-model permissions."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_staff_admin(request) or super().has_module_permission(request)  # type: ignore[misc]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_staff_admin(request) or super().has_view_permission(request, obj)  # type: ignore[misc]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_staff_admin(request) or super().has_add_permission(request)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_staff_admin(request) or super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_staff_admin(request) or super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
+class ServiceErrorsAsMessages:
+    """Run an admin view in one transaction; a service's refusal rolls it back and is shown as an error message."""
+
+    def _guarded(self, request: HttpRequest, view: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            with transaction.atomic():
+                return view(request, *args, **kwargs)
+        except (ApplicationError, ValidationError, PermissionDenied) as exc:
+            self.message_user(request, f"Not saved: {error_message(exc)}", level=messages.ERROR)  # type: ignore[attr-defined]
+            return HttpResponseRedirect(request.get_full_path())
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self._guarded(request, super().changeform_view, *args, **kwargs)  # type: ignore[misc]
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self._guarded(request, super().delete_view, *args, **kwargs)  # type: ignore[misc]
+
+
+@admin.register(User)
+class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin):
+    form = UserEditForm
+    add_form = UserAddForm
+    change_password_form = PasswordForm
+    fieldsets = (
+        (None, {"fields": ("username", "password", "role", "is_active")}),
+        ("Personal info", {"fields": PROFILE}),
+        ("Derived from the role", {"fields": ("is_staff", "is_superuser")}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("username", "password1", "password2", "role", *PROFILE)}),
+    )
+    readonly_fields = ("is_staff", "is_superuser", "last_login", "date_joined")
+    list_display = ("username", "email", "first_name", "last_name", "role", "is_active")
+    list_filter = ("role", "is_active")
+    search_fields = ("username", "first_name", "last_name", "email")
+    ordering = ("username",)
+    filter_horizontal = ()
+
+    def save_model(self, request: HttpRequest, obj: User, form: ModelForm, change: bool) -> None:
+        if change:
+            fields = UserEditForm.Meta.fields
+            data = {key: form.cleaned_data[key] for key in fields if key in form.cleaned_data}
+            services.user_update(actor=request.user, user_id=obj.pk, data=data)
+        else:
+            fields = UserAddForm.Meta.fields
+            data = {key: form.cleaned_data[key] for key in fields if key in form.cleaned_data}
+            data["password"] = form.cleaned_data["password1"]
+            created = services.user_create(actor=request.user, data=data)
+            obj.pk = created.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool) -> None:
+        # No many-to-many fields are editable here (groups and permissions are not used): nothing to save.
+        return None
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.user_delete(actor=request.user, user_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        refused = []
+        for pk, username in queryset.values_list("pk", "username"):
+            try:
+                services.user_delete(actor=request.user, user_id=pk)
+            except (ApplicationError, ValidationError, PermissionDenied) as exc:
+                refused.append(f"{username} ({error_message(exc)})")
+        if refused:
+            self.message_user(request, f"Not deleted: {'; '.join(refused)}", level=messages.WARNING)
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        token = _password_actor.set(request.user)
+        try:
+            return self._guarded(request, super().user_change_password, id, form_url)
+        finally:
+            _password_actor.reset(token)

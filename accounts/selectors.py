@@ -1,0 +1,29 @@
+"""Reads of users, scoped by role. Views never touch ``User.objects`` directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from .models import User
+
+#: What a sales agent may see of a technician (for assignment): nothing personal beyond the name.
+PUBLIC_FIELDS = ("id", "username", "first_name", "last_name")
+
+
+def user_list_for(*, user: Any) -> QuerySet[User]:
+    """The users ``user`` may see, ordered by id: an admin sees everyone; a sales agent sees only active technicians,
+    and only their public fields are loaded; any other role (technicians included) sees nothing, so scoping fails
+    closed even if a view forgot its role map."""
+    role = getattr(user, "role", None)
+    if role == User.Role.ADMIN:
+        return User.objects.order_by("id")
+    if role == User.Role.SALES_AGENT:
+        return User.objects.filter(role=User.Role.TECHNICIAN, is_active=True).only(*PUBLIC_FIELDS).order_by("id")
+    return User.objects.none()
+
+
+def user_get_self(*, user: Any) -> User:
+    """A fresh copy of the caller's own row (the profile at ``/api/auth/me/``)."""
+    return User.objects.get(pk=user.pk)

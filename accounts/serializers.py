@@ -1,0 +1,186 @@
+"""Shapes of users, the own profile and the auth endpoints. Read serializers render; write serializers validate
+input and never save (``accounts.services`` does).
+
+Read-only fields (``role`` and ``is_active`` on the own profile, ids, timestamps) are absent from the write
+serializers, so a client that sends them has them ignored, never applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
+
+from .models import User
+
+#: Long enough for any passphrase, short enough that hashing a request body cannot be used to burn CPU.
+PASSWORD_MAX_LENGTH = 1024
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: numbers, booleans, lists and objects are a 400 (DRF's CharField would turn a
+    number into text)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON ``true`` or ``false`` only: ``"true"``, ``1`` or ``"yes"`` are a 400 (DRF's BooleanField would guess)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+def _password_field(**kwargs: Any) -> StrictCharField:
+    return StrictCharField(
+        write_only=True,
+        trim_whitespace=False,
+        max_length=PASSWORD_MAX_LENGTH,
+        style={"input_type": "password"},
+        **kwargs,
+    )
+
+
+# --- users -------------------------------------------------------------------------------------------------------
+
+
+#: Rendered as a plain string: the address may be empty, which a strict ``format: email`` would reject.
+_EMAIL_OUT = {"read_only": True, "help_text": "E-mail address (may be empty)."}
+
+
+class UserReadSerializer(serializers.ModelSerializer):
+    """A user as admins see it."""
+
+    email = serializers.CharField(**_EMAIL_OUT)
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "phone",
+            "role",
+            "is_active",
+            "date_joined",
+            "last_login",
+        ]
+        read_only_fields = fields
+
+
+class UserPublicSerializer(serializers.ModelSerializer):
+    """A technician as sales agents see them when assigning jobs: public fields only."""
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "first_name", "last_name"]
+        read_only_fields = fields
+
+
+class UserListItemSerializer(serializers.Serializer):
+    """A user as listed or retrieved. Admins get every field; sales agents get only the public ones (`id`,
+    `username`, `first_name`, `last_name`) of active technicians."""
+
+    # Used for the OpenAPI description only (the views render UserReadSerializer or UserPublicSerializer).
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    first_name = serializers.CharField(read_only=True)
+    last_name = serializers.CharField(read_only=True)
+    email = serializers.CharField(required=False, help_text="Admins only. E-mail address (may be empty).")
+    phone = serializers.CharField(required=False, help_text="Admins only.")
+    role = serializers.ChoiceField(choices=User.Role.choices, required=False, help_text="Admins only.")
+    is_active = serializers.BooleanField(required=False, help_text="Admins only.")
+    date_joined = serializers.DateTimeField(required=False, help_text="Admins only.")
+    last_login = serializers.DateTimeField(required=False, allow_null=True, help_text="Admins only.")
+
+
+class _UserWriteBase(serializers.ModelSerializer):
+    username = StrictCharField(
+        max_length=150,
+        validators=[
+            UnicodeUsernameValidator(),
+            UniqueValidator(queryset=User.objects.all(), message="A user with that username already exists."),
+        ],
+    )
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
+    first_name = StrictCharField(required=False, allow_blank=True, max_length=150)
+    last_name = StrictCharField(required=False, allow_blank=True, max_length=150)
+    phone = StrictCharField(required=False, allow_blank=True, max_length=32)
+    role = serializers.ChoiceField(choices=User.Role.choices, required=False)
+    is_active = StrictBooleanField(required=False)
+
+
+class UserCreateSerializer(_UserWriteBase):
+    """Admin creates a user. ``password`` is checked against Django's password validators by the service."""
+
+    password = _password_field()
+
+    class Meta:
+        model = User
+        fields = ["username", "password", "email", "first_name", "last_name", "phone", "role", "is_active"]
+
+
+class UserUpdateSerializer(_UserWriteBase):
+    """Admin changes a user. A ``password`` here sets a new one (for the admin's own account, use
+    ``/api/auth/me/password/``, which asks for the old one)."""
+
+    password = _password_field(required=False)
+
+    class Meta:
+        model = User
+        fields = ["username", "password", "email", "first_name", "last_name", "phone", "role", "is_active"]
+
+
+# --- own profile -------------------------------------------------------------------------------------------------
+
+
+class MeSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(**_EMAIL_OUT)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "first_name", "last_name", "phone", "role"]
+        read_only_fields = fields
+
+
+class MeUpdateSerializer(_UserWriteBase):
+    """The own profile's editable fields; ``role`` and ``is_active`` are not among them (ignored if sent)."""
+
+    role = None  # type: ignore[assignment]
+    is_active = None  # type: ignore[assignment]
+
+    class Meta:
+        model = User
+        fields = ["username", "email", "first_name", "last_name", "phone"]
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    old_password = _password_field()
+    new_password = _password_field()
+
+
+# --- tokens ------------------------------------------------------------------------------------------------------
+
+
+class TokenObtainSerializer(serializers.Serializer):
+    username = StrictCharField(write_only=True, max_length=150, trim_whitespace=False)
+    password = _password_field()
+
+
+class TokenRefreshSerializer(serializers.Serializer):
+    refresh = StrictCharField(write_only=True, max_length=4096)
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField(read_only=True, help_text="Access JWT: send as `Authorization: Bearer <access>`.")
+    refresh = serializers.CharField(read_only=True, help_text="Refresh JWT: single use, rotated on refresh.")
