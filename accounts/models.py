@@ -1,5 +1,14 @@
-from django.contrib.auth.models import AbstractUser
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+
+
+class JobOpsUserManager(UserManager):
+    def create_superuser(self, username: str, email: str | None = None, password: str | None = None, **extra: Any):
+        # `manage.py createsuperuser` makes a JobOps admin, not a technician with Django superpowers.
+        extra.setdefault("role", "admin")
+        return super().create_superuser(username, email, password, **extra)
 
 
 class User(AbstractUser):
@@ -10,6 +19,8 @@ class User(AbstractUser):
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.TECHNICIAN, db_index=True)
     phone = models.CharField(max_length=32, blank=True)
+
+    objects = JobOpsUserManager()
 
     class Meta:
         ordering = ["id"]

@@ -148,3 +148,10 @@ def test_refresh_token_is_single_use_under_concurrency(require_postgres, transac
     for thread in threads:
         thread.join()
     assert sorted(results) == ["ok", "refused", "refused", "refused"]
+
+
+def test_createsuperuser_makes_an_admin(db):
+    from accounts.models import User
+
+    user = User.objects.create_superuser("boss", "boss@example.com", "Str0ng-pass-123")
+    assert (user.role, user.is_staff, user.is_superuser) == ("admin", True, True)

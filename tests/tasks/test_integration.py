@@ -229,6 +229,9 @@ def publisher_app(broker_url: str) -> Celery:
     app = Celery("jobops-it-publisher", set_as_current=False)
     app.conf.update(
         broker_url=broker_url,
+        # Celery prefers a CELERY_BROKER_URL environment variable (CI sets one) over broker_url; the write URL
+        # is what publishing uses, so pin it too or a "broken" publisher would still reach the real broker.
+        broker_write_url=broker_url,
         task_default_queue=QUEUE,
         task_default_queue_type="quorum",
         broker_transport_options={"confirm_publish": True},
