@@ -189,7 +189,11 @@ def job_create(*, actor: User, data: Mapping[str, Any], today: datetime.date | N
         action="job.created",
         obj=job,
         job_id=job.pk,
-        changes={key: [None, value] for key, value in audit_snapshot(job, JOB_AUDIT_FIELDS).items()},
+        changes={
+            key: [None, value]
+            for key, value in audit_snapshot(job, JOB_AUDIT_FIELDS).items()
+            if value not in (None, "")
+        },
     )
     if job.assigned_to_id is not None:
         notifications.notify_job_assigned(job=job, previous_assignee=None)
