@@ -221,6 +221,8 @@ def user_update(*, actor: Any, user_id: int, data: Mapping[str, Any]) -> User:
         audit_record(actor=actor, action="user.updated", obj=user, changes=changes)
     if new_password is not None:
         audit_record(actor=actor, action="user.password_changed", obj=user, changes={})
+        # A new password ends every existing session: a leaked refresh token must not outlive the reset.
+        _revoke_refresh_tokens(user)
     return user
 
 
@@ -268,6 +270,8 @@ def user_change_password(
     user.set_password(new_password)
     user.save(update_fields=["password"])
     audit_record(actor=actor, action="user.password_changed", obj=user, changes={})
+    # A new password ends every existing session: a leaked refresh token must not outlive the change.
+    _revoke_refresh_tokens(user)
     return user
 
 

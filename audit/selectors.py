@@ -23,6 +23,9 @@ def audit_list_for(*, user: Any) -> QuerySet[AuditEntry]:
     return AuditEntry.objects.order_by("-at", "-id")
 
 
+HISTORY_OBJECT_TYPES = ("job", "jobtask")
+
+
 def audit_job_history_for(*, user: Any, job_id: Any) -> QuerySet[AuditEntry]:
     """The history of one job: its own entries and its tasks' (task entries carry their job's id), newest first.
 
@@ -31,4 +34,6 @@ def audit_job_history_for(*, user: Any, job_id: Any) -> QuerySet[AuditEntry]:
     caller's scope (no enumeration). Served by the ``(job_id, -at, -id)`` index; one query per page.
     """
     job = job_get_for(user=user, job_id=job_id)
-    return AuditEntry.objects.filter(job_id=job.pk).order_by("-at", "-id")
+    # Only the job's and its tasks' entries: outbox entries (e.g. ``notification.retried``) also carry the job id,
+    # but name recipients' email addresses and SMTP errors that the job's sales agent must not see.
+    return AuditEntry.objects.filter(job_id=job.pk, object_type__in=HISTORY_OBJECT_TYPES).order_by("-at", "-id")

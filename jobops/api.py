@@ -30,6 +30,13 @@ class ScopedViewSet(viewsets.GenericViewSet):
         # Looked up on the class so a plain function is not bound as a method.
         return type(self).selector(user=self.request.user)
 
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # Filters and ordering are list parameters: a detail URL or an action ignores them (get_object() would
+        # otherwise turn `?status=...` on /jobs/5/cancel/ into a 404 or a 400).
+        if self.action != "list":
+            return queryset
+        return super().filter_queryset(queryset)
+
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return self.write_serializer_classes.get(self.action, self.read_serializer_class)
 

@@ -7,6 +7,7 @@ wrong type is a 400, so write serializers use these instead.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -36,6 +37,18 @@ class StrictIntegerField(serializers.IntegerField):
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """An integer query parameter written in ASCII digits (DRF's IntegerField also takes ``7.0``, `` 7 `` and
+    other scripts' digits, which the rest of the API answers with a 400)."""
+
+    _DIGITS = re.compile(r"-?[0-9]+")
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, str) and not self._DIGITS.fullmatch(data):
             self.fail("invalid")
         return super().to_internal_value(data)
 

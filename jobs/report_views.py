@@ -21,6 +21,8 @@ from rest_framework.views import APIView
 from accounts.permissions import ADMIN, ADMIN_ONLY, TECHNICIAN
 from equipment.models import Equipment
 
+from jobops.fields import QueryIntegerField
+
 from . import reports
 from .models import Job, JobTask
 from .serializers import EquipmentBriefSerializer
@@ -54,10 +56,10 @@ class ReportView(APIView):
 
 
 class DashboardQuerySerializer(serializers.Serializer):
-    days = serializers.IntegerField(
+    days = QueryIntegerField(
         min_value=1, max_value=90, default=7, help_text="Days ahead of today to include (today + days, inclusive)."
     )
-    technician = serializers.IntegerField(
+    technician = QueryIntegerField(
         min_value=1,
         max_value=reports.MAX_ID,
         required=False,

@@ -76,8 +76,11 @@ class JobDetailSerializer(JobReadSerializer):
 
 
 class JobWriteSerializer(StrictModelSerializer):
+    # Only technicians resolve, and every miss gets the same message as an inactive technician: a sales agent
+    # cannot tell which ids belong to users outside the technicians they may assign.
     assigned_to = StrictPrimaryKeyRelatedField(
-        queryset=User.objects.all(),
+        queryset=User.objects.filter(role=User.Role.TECHNICIAN),
+        error_messages={"does_not_exist": "Must be an active technician."},
         allow_null=True,
         required=False,
         help_text="An active technician's id, or null.",

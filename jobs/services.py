@@ -24,6 +24,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
@@ -65,20 +66,20 @@ def _lock_job(job_id: int) -> Job:
     checks, but every other writer of this job waits)."""
     try:
         return Job.objects.select_for_update(no_key=True).get(pk=job_id)
-    except Job.DoesNotExist:
-        raise ValidationError({"job": ["This job no longer exists."]}) from None
+    except Job.DoesNotExist:  # deleted since the caller looked it up
+        raise Http404("No Job matches the given query.") from None
 
 
 def _lock_task(task_id: int) -> tuple[Job, JobTask]:
     """Lock a task's job first, then read the task (parents before children: no deadlocks)."""
     job_id = JobTask.objects.filter(pk=task_id).values_list("job_id", flat=True).first()
     if job_id is None:
-        raise ValidationError({"task": ["This task no longer exists."]})
+        raise Http404("No JobTask matches the given query.")
     job = _lock_job(job_id)
     try:
         task = JobTask.objects.select_for_update(no_key=True).get(pk=task_id, job_id=job.pk)
-    except JobTask.DoesNotExist:  # moved or deleted between the two reads
-        raise ValidationError({"task": ["This task no longer exists."]}) from None
+    except JobTask.DoesNotExist:  # deleted between the two reads
+        raise Http404("No JobTask matches the given query.") from None
     return job, task
 
 

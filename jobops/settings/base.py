@@ -36,7 +36,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "jobops.admin_apps.JobOpsAdminConfig",  # django.contrib.admin with the login throttles
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

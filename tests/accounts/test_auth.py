@@ -203,9 +203,12 @@ def test_me_patch_validation(technician, other_technician):
 
 
 def test_password_change(technician):
+    old_refresh = login("tech1")["refresh"]
     client = client_for(technician)
     response = client.post(PASSWORD, {"old_password": DEFAULT_PASSWORD, "new_password": "Brand-new-pass-77"})
     assert response.status_code == 204, response.content
+    # the new password ends earlier sessions: a refresh token issued before it no longer works
+    assert post(REFRESH, {"refresh": old_refresh}).status_code == 401
     assert post(TOKEN, {"username": "tech1", "password": DEFAULT_PASSWORD}).status_code == 401
     login("tech1", "Brand-new-pass-77")
     entry = AuditEntry.objects.get(action="user.password_changed")

@@ -35,6 +35,16 @@ def history(job, make_entry, sales_agent, technician):
     ]
     make_entry(actor=sales_agent, action="job.created", obj=other, job_id=other.pk, at=T0)
     make_entry(actor=None, action="user.created", object_type="user", object_id=99, at=T0)
+    # An outbox entry carries the job id but names a recipient's address: never part of the job's history.
+    make_entry(
+        actor=None,
+        action="notification.retried",
+        object_type="notification",
+        object_id=7,
+        object_repr="job_assigned to tech@example.com",
+        job_id=job.pk,
+        at=T0 + datetime.timedelta(minutes=3),
+    )
     return own
 
 

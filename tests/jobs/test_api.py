@@ -616,3 +616,27 @@ def test_wrong_json_types_are_400(people, world, url, body, field):
     response = call(people["admin"], "post", url.format(job=world["job"].pk), body)
     assert response.status_code == 400, response.content
     assert field in response.json()
+
+
+def test_assignee_errors_do_not_reveal_other_users(people):
+    """Missing id, admin, sales agent or inactive technician: one and the same answer."""
+    inactive = UserFactory(role="technician", is_active=False)
+    answers = []
+    for candidate in (99999999, people["admin"].pk, people["other_sales_agent"].pk, inactive.pk):
+        response = call(
+            people["sales_agent"],
+            "post",
+            "/api/jobs/",
+            {"title": "T", "client_name": "C", "scheduled_date": "2031-01-01", "assigned_to": candidate},
+        )
+        assert response.status_code == 400
+        answers.append(response.json())
+    assert all(answer == {"assigned_to": ["Must be an active technician."]} for answer in answers), answers
+
+
+def test_list_parameters_do_not_affect_detail_urls(people, world):
+    job = world["job"]
+    assert call(people["admin"], "get", f"/api/jobs/{job.pk}/?ordering=bogus&status=completed").status_code == 200
+    response = call(people["sales_agent"], "post", f"/api/jobs/{job.pk}/cancel/?status=completed")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert call(people["admin"], "get", f"/api/tasks/{world['t1'].pk}/?status=completed").status_code == 200

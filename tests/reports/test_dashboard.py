@@ -188,7 +188,18 @@ def test_other_roles_are_refused(frozen, sales_agent, persona, expected):
 
 @pytest.mark.parametrize(
     "query",
-    ["?days=abc", "?days=0", "?days=91", "?days=-1", "?days=", "?days=1e3", "?days=99999999999999999999999"],
+    [
+        "?days=abc",
+        "?days=7.0",
+        "?days= 7",
+        "?days=\u0667",
+        "?days=0",
+        "?days=91",
+        "?days=-1",
+        "?days=",
+        "?days=1e3",
+        "?days=99999999999999999999999",
+    ],
 )
 def test_bad_days_is_400_with_field_error(frozen, technician, admin_user, query):
     for user in (technician, admin_user):
