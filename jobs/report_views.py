@@ -20,7 +20,6 @@ from rest_framework.views import APIView
 
 from accounts.permissions import ADMIN, ADMIN_ONLY, TECHNICIAN
 from equipment.models import Equipment
-
 from jobops.fields import QueryIntegerField
 
 from . import reports
