@@ -13,29 +13,12 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from jobops.fields import StrictBooleanField, StrictCharField
+
 from .models import User
 
 #: Long enough for any passphrase, short enough that hashing a request body cannot be used to burn CPU.
 PASSWORD_MAX_LENGTH = 1024
-
-
-class StrictCharField(serializers.CharField):
-    """A string, and only a string: numbers, booleans, lists and objects are a 400 (DRF's CharField would turn a
-    number into text)."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A JSON ``true`` or ``false`` only: ``"true"``, ``1`` or ``"yes"`` are a 400 (DRF's BooleanField would guess)."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
 
 
 def _password_field(**kwargs: Any) -> StrictCharField:

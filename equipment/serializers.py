@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from accounts.serializers import StrictBooleanField, StrictCharField
+from jobops.fields import StrictBooleanField, StrictCharField
 
 from .models import Equipment
 from .services import DUPLICATE_SERIAL
