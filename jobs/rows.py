@@ -14,23 +14,10 @@ from typing import Any
 
 from django.utils import timezone
 
-JOB_LIST_FIELDS = (
-    "id",
-    "title",
-    "description",
-    "client_name",
-    "status",
-    "priority",
-    "scheduled_date",
-    "overdue",
-    "assigned_to",
-    "created_by",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "tasks_total",
-    "tasks_completed",
-)
+from .serializers import JobReadSerializer
+
+#: The fields of ``JobReadSerializer``: the documented shape is the single source of the list's keys.
+JOB_LIST_FIELDS = tuple(JobReadSerializer.Meta.fields)
 #: ``values()`` names for the fields above (foreign keys by their column).
 JOB_LIST_VALUES = tuple(
     {"assigned_to": "assigned_to_id", "created_by": "created_by_id"}.get(f, f) for f in JOB_LIST_FIELDS

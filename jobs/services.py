@@ -157,6 +157,12 @@ def _task_repr(task: JobTask) -> str:
     return f"{task.order}. {task.title}"
 
 
+def _audit_task(actor: Any, action: str, task: JobTask, changes: Mapping[str, Any]) -> None:
+    audit_record(
+        actor=actor, action=action, obj=task, object_repr=_task_repr(task), job_id=task.job_id, changes=changes
+    )
+
+
 def _start_job_if_pending(actor: Any, job: Job) -> None:
     """``pending -> in_progress`` when the job's first task starts or completes."""
     if job.status != Status.PENDING:
@@ -360,13 +366,11 @@ def task_add(*, actor: User, job_id: int, data: Mapping[str, Any]) -> JobTask:
     if equipment:
         task.required_equipment.set(equipment)
     snapshot = _task_snapshot(task, [e.pk for e in equipment])
-    audit_record(
-        actor=actor,
-        action="task.created",
-        obj=task,
-        object_repr=_task_repr(task),
-        job_id=job.pk,
-        changes={key: [None, value] for key, value in snapshot.items() if value not in (None, "", [])},
+    _audit_task(
+        actor,
+        "task.created",
+        task,
+        {key: [None, value] for key, value in snapshot.items() if value not in (None, "", [])},
     )
     return task
 
@@ -398,9 +402,7 @@ def task_update(*, actor: User, task_id: int, data: Mapping[str, Any]) -> JobTas
         _save(task, scalar)
     if new_equipment is not None and "required_equipment" in changes:
         task.required_equipment.set(new_equipment)
-    audit_record(
-        actor=actor, action="task.updated", obj=task, object_repr=_task_repr(task), job_id=job.pk, changes=changes
-    )
+    _audit_task(actor, "task.updated", task, changes)
     return task
 
 
@@ -412,14 +414,7 @@ def task_delete(*, actor: User, task_id: int) -> None:
     _ensure_may_edit(actor, job)
     _ensure_not_frozen(job)
     snapshot = _task_snapshot(task, sorted(task.required_equipment.values_list("pk", flat=True)))
-    audit_record(
-        actor=actor,
-        action="task.deleted",
-        obj=task,
-        object_repr=_task_repr(task),
-        job_id=job.pk,
-        changes={key: [value, None] for key, value in snapshot.items()},
-    )
+    _audit_task(actor, "task.deleted", task, {key: [value, None] for key, value in snapshot.items()})
     task.delete()
 
 
@@ -447,14 +442,7 @@ def task_start(*, actor: User, task_id: int, now: datetime.datetime | None = Non
     task.status = TaskStatus.IN_PROGRESS
     task.started_at = now
     _save(task, ["status", "started_at"])
-    audit_record(
-        actor=actor,
-        action="task.started",
-        obj=task,
-        object_repr=_task_repr(task),
-        job_id=job.pk,
-        changes=audit_diff(before, _task_snapshot(task)),
-    )
+    _audit_task(actor, "task.started", task, audit_diff(before, _task_snapshot(task)))
     _start_job_if_pending(actor, job)
     return task
 
@@ -479,14 +467,7 @@ def task_complete(*, actor: User, task_id: int, now: datetime.datetime | None = 
     task.started_at = task.started_at or now
     task.completed_at = now
     _save(task, ["status", "started_at", "completed_at"])
-    audit_record(
-        actor=actor,
-        action="task.completed",
-        obj=task,
-        object_repr=_task_repr(task),
-        job_id=job.pk,
-        changes=audit_diff(before, _task_snapshot(task)),
-    )
+    _audit_task(actor, "task.completed", task, audit_diff(before, _task_snapshot(task)))
     _start_job_if_pending(actor, job)
     return task
 
@@ -507,14 +488,7 @@ def task_reopen(*, actor: User, task_id: int) -> JobTask:
     task.status = TaskStatus.IN_PROGRESS
     task.completed_at = None
     _save(task, ["status", "completed_at"])
-    audit_record(
-        actor=actor,
-        action="task.reopened",
-        obj=task,
-        object_repr=_task_repr(task),
-        job_id=job.pk,
-        changes=audit_diff(before, _task_snapshot(task)),
-    )
+    _audit_task(actor, "task.reopened", task, audit_diff(before, _task_snapshot(task)))
     return task
 
 

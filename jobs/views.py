@@ -168,7 +168,7 @@ class JobViewSet(
         job = self.get_object()
         data = self.validate_input(JobTaskCreateSerializer)
         task = services.task_add(actor=request.user, job_id=job.pk, data=data)
-        fresh = selectors.task_queryset().get(pk=task.pk)
+        fresh = selectors.task_scope_for(user=request.user).get(pk=task.pk)
         return Response(
             JobTaskReadSerializer(fresh, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED
         )
