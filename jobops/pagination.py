@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rest_framework.exceptions import ValidationError
+from django.core.paginator import InvalidPage
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
@@ -43,6 +44,26 @@ class StrictPageNumberPagination(PageNumberPagination):
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         _positive_int(request, self.page_query_param)
         return super().paginate_queryset(queryset, request, view)
+
+    def requested_page(self, request: Request) -> tuple[int, int]:
+        """``(page number, page size)`` from the query, validated as ``paginate_queryset`` does: for a list that
+        fetches its page and its count together (see ``counted_response``)."""
+        return _positive_int(request, self.page_query_param) or 1, self.get_page_size(request)
+
+    def counted_response(self, request: Request, *, number: int, size: int, count: int, results: Any) -> Any:
+        """The paginated response for page ``number`` whose rows and total ``count`` were fetched in one query.
+
+        A page past the end is a 404, as in ``paginate_queryset``; the links and the 404 come from the same paginator
+        as every other list's.
+        """
+        paginator = self.django_paginator_class(range(0), size)
+        paginator.count = count  # a cached_property: the total is known, no COUNT query
+        try:
+            self.page = paginator.page(number)
+        except InvalidPage as exc:
+            raise NotFound(self.invalid_page_message.format(page_number=number, message=str(exc))) from None
+        self.request = request
+        return self.get_paginated_response(results)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         params = super().get_schema_operation_parameters(view)

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from django.db import NotSupportedError, connections
 from django.db.models import (
     Aggregate,
@@ -40,6 +41,7 @@ from django.utils import timezone
 from accounts.models import User
 from equipment.models import Equipment
 
+from . import pgjson
 from .models import Job, JobTask
 from .rows import format_date, format_datetime
 
@@ -194,17 +196,13 @@ _DASHBOARD_COLUMNS = (
 )
 
 
-def dashboard_rows_for(
-    *, user: Any, technician_id: int | None, days: int, today: datetime.date
-) -> QuerySet[JobTask, tuple[Any, ...]]:
-    """The dashboard's rows: one per (open task, required equipment), or one per task without equipment.
+def dashboard_tasks_for(*, user: Any, technician_id: int | None, days: int, today: datetime.date) -> QuerySet[JobTask]:
+    """The dashboard's tasks: pending or in progress, of open jobs scheduled up to ``today + days`` (so every open job
+    scheduled before today, i.e. every overdue one, is included) or flagged overdue.
 
-    Tasks that are pending or in progress, of open jobs scheduled up to ``today + days`` (so every open job
-    scheduled before today, i.e. every overdue one, is included) or flagged overdue. Scope: a technician sees only
-    the jobs assigned to them, whatever ``technician_id`` says (the view answers 403 before that); an admin sees the
-    jobs of ``technician_id``, or of every technician (assigned jobs only) without it; any other role sees nothing.
-    Ordered by job date, job id, task order, equipment id, so each job's tasks and each task's equipment are
-    contiguous. One query: the equipment comes through a LEFT JOIN rather than a second query.
+    Scope: a technician sees only the jobs assigned to them, whatever ``technician_id`` says (the view answers 403
+    before that); an admin sees the jobs of ``technician_id``, or of every technician (assigned jobs only) without
+    it; any other role sees nothing.
     """
     end = today + datetime.timedelta(days=days)
     qs = JobTask.objects.filter(
@@ -214,21 +212,25 @@ def dashboard_rows_for(
     )
     role = getattr(user, "role", None)
     if role == User.Role.TECHNICIAN:
-        qs = qs.filter(job__assigned_to_id=user.pk)
-    elif role == User.Role.ADMIN:
+        return qs.filter(job__assigned_to_id=user.pk)
+    if role == User.Role.ADMIN:
         if technician_id is not None:
-            qs = qs.filter(job__assigned_to_id=technician_id)
-        else:
-            qs = qs.filter(job__assigned_to__isnull=False)
-    else:
-        qs = qs.none()
-    return qs.order_by("job__scheduled_date", "job_id", "order", "required_equipment__id").values_list(
+            return qs.filter(job__assigned_to_id=technician_id)
+        return qs.filter(job__assigned_to__isnull=False)
+    return qs.none()
+
+
+def dashboard_rows(tasks: QuerySet[JobTask]) -> QuerySet[JobTask, tuple[Any, ...]]:
+    """One row per (task, required equipment), or one per task without equipment, ordered by job date, job id,
+    task order and equipment id, so each job's tasks and each task's equipment are contiguous. One query: the
+    equipment comes through a LEFT JOIN rather than a second query."""
+    return tasks.order_by("job__scheduled_date", "job_id", "order", "required_equipment__id").values_list(
         *_DASHBOARD_COLUMNS
     )
 
 
 def dashboard_days(rows: Iterable[tuple[Any, ...]], *, today: datetime.date) -> list[dict[str, Any]]:
-    """Group ``dashboard_rows_for`` rows into the API shape: ``[{date, tasks: [...]}]``, dates ascending.
+    """Group ``dashboard_rows`` rows into the API shape: ``[{date, tasks: [...]}]``, dates ascending.
 
     Only dates with tasks appear. ``actionable`` marks the first task of each job: the rows hold every
     not-completed task of each job they include (the filters on the job select whole jobs, and the task filter is
@@ -316,16 +318,20 @@ def technician_exists(*, technician_id: int) -> bool:
 
 def technician_dashboard(
     *, user: Any, technician_id: int | None = None, days: int = 7, today: datetime.date | None = None
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | orjson.Fragment:
     """The technician dashboard (API.md "Technician dashboard") for ``user``, ready to render: one query.
+
+    On PostgreSQL the body comes back as JSON the database built (``jobs.pgjson``), elsewhere as Python lists.
 
     ``today`` defaults to the current date in ``TIME_ZONE``. Role rules on ``technician_id`` (a technician may
     name only themselves, an admin only an existing technician) are the caller's to check; scoping is applied
     here regardless, so a technician never sees another technician's tasks.
     """
     today = today or timezone.localdate()
-    rows = dashboard_rows_for(user=user, technician_id=technician_id, days=days, today=today)
-    return dashboard_days(rows, today=today)
+    tasks = dashboard_tasks_for(user=user, technician_id=technician_id, days=days, today=today)
+    if pgjson.enabled(JobTask):
+        return pgjson.day_view(tasks, today=today)  # the same body, rendered by PostgreSQL (tested equal)
+    return dashboard_days(dashboard_rows(tasks), today=today)
 
 
 # --- analytics ----------------------------------------------------------------------------------------------------

@@ -547,8 +547,8 @@ def test_list_query_count_is_constant(people, big_world, persona, django_assert_
     user = people[persona]
     counts = {size: _queries(user, f"/api/jobs/?page_size={size}") for size in (1, 10, 50)}
     assert len(set(counts.values())) == 1, counts
-    # auth user + count + page
-    with django_assert_num_queries(3):
+    # auth user + count + page; on PostgreSQL the count and the page are one statement (jobs.pgjson)
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
         client_for(user).get("/api/jobs/?page_size=50")
     task_counts = {size: _queries(user, f"/api/tasks/?page_size={size}") for size in (1, 10, 50)}
     assert len(set(task_counts.values())) == 1, task_counts

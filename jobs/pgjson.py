@@ -1,0 +1,207 @@
+"""The two most polled read paths, rendered to JSON by PostgreSQL.
+
+Every mobile client polls the job list and the technician day view. On PostgreSQL their bodies are built by the
+database (``json_build_object`` / ``json_agg``) in the one statement that selects the rows, and Python passes the
+bytes through (``orjson.Fragment``): no row objects, no datetime parsing and re-formatting, no serializer walk.
+A job-list page and its count come from the same statement, so the list costs one query.
+
+What is selected still comes from the ORM: the caller hands in the scoped, filtered and ordered queryset built by
+``jobs.selectors`` / ``jobs.reports`` (with django-filter's filters applied), and this module only wraps its
+compiled SQL. There is one definition of who sees what; this module decides only the shape, and the shape is the
+read serializers' (``JobReadSerializer``, the dashboard serializers): tests compare the two on PostgreSQL.
+
+Used when the database is PostgreSQL and the current time zone is UTC (timestamps are formatted in SQL exactly as DRF
+renders them in UTC). Anywhere else (the embedded SQLite default, another ``TIME_ZONE``) the Python renderers in
+``jobs.rows`` and ``jobs.reports`` produce the same bodies.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from typing import Any
+
+import orjson
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, router
+from django.db.models import F, Model, QuerySet
+from django.utils import timezone
+
+from equipment.models import Equipment
+
+from .models import Job, JobTask
+from .rows import JOB_LIST_FIELDS, JOB_LIST_VALUES
+
+
+def enabled(model: type[Model]) -> bool:
+    """Whether the database ``model`` is read from renders these bodies itself (PostgreSQL, time zone UTC)."""
+    return (
+        connections[router.db_for_read(model)].vendor == "postgresql" and timezone.get_current_timezone_name() == "UTC"
+    )
+
+
+def _compiled(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]] | None:
+    """The SQL and parameters of ``queryset``, or ``None`` when it can match nothing (``.none()``, ``__in=[]``)."""
+    try:
+        return queryset.query.get_compiler(using=queryset.db).as_sql()
+    except EmptyResultSet:
+        return None
+
+
+def _iso(column: str) -> str:
+    """SQL for DRF's rendering of a UTC datetime: ISO 8601, microseconds only when non-zero, ``Z``; NULL stays NULL."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN date_trunc('second', {column}) = {column} THEN '' ELSE to_char({utc}, '.US') END || 'Z'"
+    )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --- job list -----------------------------------------------------------------------------------------------------
+
+
+_MAX_OFFSET = 2**62
+
+#: The job columns the list renders, as ``values()`` names them (foreign keys by their column).
+_JOB_COLUMNS = tuple(name for name in JOB_LIST_VALUES if name not in ("tasks_total", "tasks_completed"))
+
+
+@functools.cache
+def _job_object_sql() -> str:
+    """``json_build_object(...)`` of one page row ``s``: the keys of ``JobReadSerializer``, in its order."""
+    tasks = _q(JobTask._meta.db_table)
+    task_job = _q(JobTask._meta.get_field("job").column)
+    task_status = _q(JobTask._meta.get_field("status").column)
+    computed = {
+        "tasks_total": f"(SELECT count(*) FROM {tasks} t WHERE t.{task_job} = s.id)",
+        "tasks_completed": (
+            f"(SELECT count(*) FROM {tasks} t WHERE t.{task_job} = s.id AND t.{task_status} = "
+            f"'{JobTask.Status.COMPLETED.value}')"
+        ),
+    }
+    parts = []
+    for name, column in zip(JOB_LIST_FIELDS, JOB_LIST_VALUES, strict=True):
+        if name in computed:
+            value = computed[name]
+        else:
+            field = Job._meta.get_field(name)  # a serializer field that is not a column fails here, at first use
+            value = _iso(f"s.{_q(column)}") if field.get_internal_type() == "DateTimeField" else f"s.{_q(column)}"
+        parts.append(f"'{name}', {value}")
+    return "json_build_object(" + ", ".join(parts) + ")"
+
+
+def job_page(queryset: QuerySet[Job], *, offset: int, limit: int) -> tuple[int, orjson.Fragment]:
+    """``(count, results)``: the number of jobs in ``queryset`` (scoped, filtered, ordered) and the JSON array of
+    its page ``[offset, offset + limit)``, in the queryset's order. One statement."""
+    counted = _compiled(queryset.order_by().values("id"))
+    if counted is None:
+        return 0, orjson.Fragment(b"[]")
+    count_sql, count_params = counted
+    # No table has 2**62 rows: a larger offset (a huge ?page=) selects nothing, as it should, without overflowing
+    # PostgreSQL's bigint OFFSET; the caller then answers 404 for a page past the end.
+    offset = min(offset, _MAX_OFFSET)
+    page_sql, page_params = _compiled(queryset.values(*_JOB_COLUMNS)[offset : offset + limit])
+    # The count is a plain COUNT(*) of the unordered query (an index-only scan; a COUNT(*) OVER () on the page
+    # query would buffer every row of the scope). The sorted, limited page feeds row_number() in its order, and
+    # json_agg follows row_number().
+    sql = (
+        f"SELECT (SELECT count(*) FROM ({count_sql}) c), "
+        f"(SELECT COALESCE(json_agg({_job_object_sql()} ORDER BY s.n), '[]')::text "
+        f"FROM (SELECT p.*, row_number() OVER () AS n FROM ({page_sql}) p) s)"
+    )
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, (*count_params, *page_params))
+        count, body = cursor.fetchone()
+    return count, orjson.Fragment(body)
+
+
+# --- technician day view ------------------------------------------------------------------------------------------
+
+#: The columns of one open task and its job, named as the day-view SQL below reads them.
+_DAY_VIEW_COLUMNS = {
+    "job_title": F("job__title"),
+    "client_name": F("job__client_name"),
+    "priority": F("job__priority"),
+    "job_status": F("job__status"),
+    "job_overdue": F("job__overdue"),
+    "scheduled_date": F("job__scheduled_date"),
+    "assigned_to_id": F("job__assigned_to_id"),
+}
+
+
+@functools.cache
+def _day_view_sql() -> str:
+    """The day-view statement around ``{inner}``: the SQL of the open tasks with ``_DAY_VIEW_COLUMNS``."""
+    m2m = JobTask._meta.get_field("required_equipment").remote_field.through._meta
+    link = _q(m2m.db_table)
+    link_task = _q(m2m.get_field("jobtask").column)
+    link_equipment = _q(m2m.get_field("equipment").column)
+    return f"""
+WITH r AS MATERIALIZED (
+    SELECT s.*, (s.job_overdue OR s.scheduled_date < %s) AS overdue_now,
+           row_number() OVER (PARTITION BY s.job_id ORDER BY s."order") = 1 AS actionable
+    FROM ({{inner}}) s
+),
+equipment AS (
+    SELECT m.{link_task} AS task_id, json_agg(json_build_object(
+        'id', e.id, 'name', e.name, 'type', e.type, 'serial_number', e.serial_number, 'is_active', e.is_active
+    ) ORDER BY e.id) AS items
+    FROM r
+    JOIN {link} m ON m.{link_task} = r.id
+    JOIN {_q(Equipment._meta.db_table)} e ON e.id = m.{link_equipment}
+    GROUP BY m.{link_task}
+),
+tasks AS (
+    SELECT r.scheduled_date, r.job_id, r."order", json_build_object(
+        'id', r.id,
+        'job', json_build_object(
+            'id', r.job_id,
+            'title', r.job_title,
+            'client_name', r.client_name,
+            'priority', r.priority,
+            'status', r.job_status,
+            'overdue', r.overdue_now,
+            'scheduled_date', r.scheduled_date,
+            'assigned_to', r.assigned_to_id
+        ),
+        'order', r."order",
+        'title', r.title,
+        'description', r.description,
+        'status', r.status,
+        'required_equipment', COALESCE(q.items, '[]'::json),
+        'started_at', {_iso("r.started_at")},
+        'completed_at', {_iso("r.completed_at")},
+        'actionable', r.actionable
+    ) AS body
+    FROM r
+    LEFT JOIN equipment q ON q.task_id = r.id
+)
+SELECT COALESCE(json_agg(json_build_object('date', d.scheduled_date, 'tasks', d.tasks) ORDER BY d.scheduled_date),
+                '[]'::json)::text
+FROM (SELECT scheduled_date, json_agg(body ORDER BY job_id, "order") AS tasks FROM tasks GROUP BY scheduled_date) d
+"""
+
+
+def day_view(tasks: QuerySet[JobTask], *, today: datetime.date) -> orjson.Fragment:
+    """The day view (``[{date, tasks}]``) of ``tasks``: open tasks, already scoped and filtered by the caller.
+
+    Same rules as ``jobs.reports.dashboard_days``: dates ascending, tasks by job then order, ``actionable`` on each
+    job's first open task, ``job.overdue`` the flag or a date before ``today``.
+    """
+    compiled = _compiled(
+        tasks.order_by().values(
+            "id", "order", "title", "description", "status", "started_at", "completed_at", "job_id",
+            **_DAY_VIEW_COLUMNS,
+        )
+    )  # fmt: skip
+    if compiled is None:
+        return orjson.Fragment(b"[]")
+    inner, params = compiled
+    with connections[tasks.db].cursor() as cursor:
+        cursor.execute(_day_view_sql().format(inner=inner), (today, *params))
+        (body,) = cursor.fetchone()
+    return orjson.Fragment(body)

@@ -1,0 +1,161 @@
+"""jobs.pgjson: on PostgreSQL the job list and the day view are rendered by the database. Whatever the role, filters,
+ordering or page, the body must be exactly what the Python renderers (jobs.rows, jobs.reports) give: each case
+is requested twice, with the PostgreSQL renderer on and off, and the two responses compared whole."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from jobs import pgjson
+from jobs.models import Job, JobTask
+from tests.conftest import client_for
+from tests.factories import EquipmentFactory
+from tests.reports.builders import at, make_job, make_task
+
+pytestmark = pytest.mark.django_db
+
+P, IP, C = JobTask.Status.PENDING, JobTask.Status.IN_PROGRESS, JobTask.Status.COMPLETED
+OPEN = (Job.Status.PENDING, Job.Status.IN_PROGRESS)
+
+
+def both(monkeypatch, user, url):
+    """The response to ``url`` rendered by PostgreSQL, then by Python."""
+    client = client_for(user)
+    assert pgjson.enabled(Job), "these tests compare the two renderers: they need PostgreSQL and TIME_ZONE=UTC"
+    database = client.get(url)
+    with monkeypatch.context() as patch:
+        patch.setattr(pgjson, "enabled", lambda model: False)
+        python = client.get(url)
+    assert database.status_code == python.status_code, (database.content, python.content)
+    return database, python
+
+
+@pytest.fixture
+def jobs_world(require_postgres, technician, other_technician, sales_agent, other_sales_agent):
+    """Jobs in every status, priority and owner, with tasks in every status and timestamps with and without
+    microseconds, and text that JSON must escape."""
+    equipment = EquipmentFactory.create_batch(2)
+    start = datetime.date(2026, 3, 1)
+    owners = [(sales_agent, technician), (other_sales_agent, other_technician), (sales_agent, None)]
+    jobs = []
+    for n in range(23):
+        creator, assignee = owners[n % 3]
+        job = make_job(
+            title=f'Job {n} "quoted" \\ back\tslash é ✓' if n % 5 == 0 else f"Job {n}",
+            description="line one\nline two\u2028" if n % 4 == 0 else "",
+            client_name=f"Client {n % 4}",
+            scheduled=start + datetime.timedelta(days=n % 6),
+            priority=list(Job.Priority)[n % 4],
+            status=list(Job.Status)[n % 4],
+            overdue=n % 7 == 0 and list(Job.Status)[n % 4] in OPEN,
+            created_by=creator,
+            technician=assignee,
+        )
+        jobs.append(job)
+        for order, status in enumerate([C, IP, P][: n % 4], start=1):
+            make_task(job, order, status, equipment=equipment[: order % 3])
+    whole_second = at("2026-03-04 08:00:00")
+    Job.objects.filter(pk=jobs[1].pk).update(completed_at=whole_second, updated_at=whole_second)
+    Job.objects.filter(pk=jobs[2].pk).update(completed_at=whole_second.replace(microsecond=120))
+    return jobs
+
+
+JOB_QUERIES = [
+    "",
+    "?page_size=5",
+    "?page=2&page_size=5",
+    "?page=3&page_size=5",
+    "?page_size=100",
+    "?ordering=-priority",
+    "?ordering=priority,-scheduled_date",
+    "?ordering=status&page=2&page_size=4",
+    "?ordering=-created_at",
+    "?status=pending",
+    "?status=completed&priority=high",
+    "?overdue=true",
+    "?overdue=false&ordering=-scheduled_date",
+    "?search=quoted",
+    "?search=nothing-matches-this",
+    "?scheduled_after=2026-03-03&scheduled_before=2026-03-04",
+    "?assigned_to=999999",
+]
+
+
+@pytest.mark.parametrize("query", JOB_QUERIES)
+@pytest.mark.parametrize("persona", ["admin_user", "technician", "sales_agent"])
+def test_job_list_bodies_are_equal(request, monkeypatch, jobs_world, persona, query):
+    user = request.getfixturevalue(persona)
+    database, python = both(monkeypatch, user, "/api/jobs/" + query)
+    assert database.json() == python.json()
+    if persona == "admin_user":
+        assert database.status_code == 200  # the admin sees all 23 jobs: every query above has a page 1..3
+    body = database.json()
+    if body.get("results"):
+        # same keys in the same order (the bench and the docs compare ordered bodies)
+        assert list(body["results"][0]) == list(python.json()["results"][0])
+
+
+@pytest.mark.parametrize("query", ["?page=9", "?page=2&page_size=100", "?page=9223372036854775807"])
+def test_a_page_past_the_end_is_404_on_both(monkeypatch, jobs_world, admin_user, query):
+    database, python = both(monkeypatch, admin_user, "/api/jobs/" + query)
+    assert database.status_code == 404
+    assert database.json() == python.json()
+
+
+def test_an_empty_list_is_page_one_with_count_zero(monkeypatch, require_postgres, technician):
+    database, python = both(monkeypatch, technician, "/api/jobs/")
+    assert database.json() == python.json() == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_job_list_is_one_statement_besides_the_user(require_postgres, jobs_world, admin_user, django_assert_num_queries):
+    with django_assert_num_queries(2):  # the user row, then count and page together
+        response = client_for(admin_user).get("/api/jobs/?page_size=100")
+    assert response.json()["count"] == len(jobs_world)
+
+
+def test_other_time_zones_use_the_python_renderer(require_postgres, settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    assert not pgjson.enabled(Job)
+    settings.TIME_ZONE = "UTC"
+    assert pgjson.enabled(Job)
+
+
+@pytest.fixture
+def day_world(require_postgres, technician, other_technician):
+    """Open and closed jobs around 2025-06-10, overdue ones (flagged and not), equipment, started tasks."""
+    today = datetime.date(2025, 6, 10)
+    equipment = [EquipmentFactory(), EquipmentFactory(is_active=False), EquipmentFactory()]
+    with time_machine.travel(at("2025-06-10 12:00"), tick=False):
+        for n in range(14):
+            job = make_job(
+                scheduled=today + datetime.timedelta(days=n % 9 - 3),
+                technician=technician if n % 4 else other_technician,
+                status=[Job.Status.PENDING, Job.Status.IN_PROGRESS, Job.Status.COMPLETED][n % 3],
+                overdue=n % 5 == 0 and n % 3 != 2,
+                title=f'Day job {n} "x"',
+            )
+            for order, status in enumerate([C, IP, P, P][: 1 + n % 4], start=1):
+                started = timezone.now() - datetime.timedelta(hours=order, microseconds=n) if status != P else None
+                make_task(job, order, status, started_at=started, equipment=equipment[: (n + order) % 4])
+        yield today
+
+
+@pytest.mark.parametrize("query", ["", "?days=1", "?days=90"])
+@pytest.mark.parametrize("persona", ["technician", "admin_user"])
+def test_day_view_bodies_are_equal(request, monkeypatch, day_world, persona, query):
+    user = request.getfixturevalue(persona)
+    with time_machine.travel(at("2025-06-10 12:00"), tick=False):
+        database, python = both(monkeypatch, user, "/api/dashboard/technician/" + query)
+    assert database.status_code == 200
+    assert database.json() == python.json()
+    assert database.json(), "the world has open tasks in the window"
+
+
+def test_day_view_for_a_named_technician_is_equal(monkeypatch, day_world, admin_user, other_technician):
+    with time_machine.travel(at("2025-06-10 12:00"), tick=False):
+        database, python = both(monkeypatch, admin_user, f"/api/dashboard/technician/?technician={other_technician.pk}")
+    assert database.json() == python.json()
