@@ -21,7 +21,6 @@ from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidTok
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
-
 #: A user id as simplejwt writes it: ASCII digits, within a bigint.
 _USER_ID = re.compile(r"[0-9]{1,18}")
 

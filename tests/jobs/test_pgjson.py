@@ -111,7 +111,7 @@ def test_an_empty_list_is_page_one_with_count_zero(monkeypatch, require_postgres
     assert database.json() == python.json() == {"count": 0, "next": None, "previous": None, "results": []}
 
 
-def test_job_list_is_one_statement_besides_the_user(require_postgres, jobs_world, admin_user, django_assert_num_queries):
+def test_job_list_is_one_statement_besides_the_user(jobs_world, admin_user, django_assert_num_queries):
     with django_assert_num_queries(2):  # the user row, then count and page together
         response = client_for(admin_user).get("/api/jobs/?page_size=100")
     assert response.json()["count"] == len(jobs_world)
