@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
-from django.db.models import F, Model, QuerySet
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from equipment.models import Equipment
@@ -121,30 +121,24 @@ def job_page(queryset: QuerySet[Job], *, offset: int, limit: int) -> tuple[int, 
 
 # --- technician day view ------------------------------------------------------------------------------------------
 
-#: The columns of one open task and its job, named as the day-view SQL below reads them.
-_DAY_VIEW_COLUMNS = {
-    "job_title": F("job__title"),
-    "client_name": F("job__client_name"),
-    "priority": F("job__priority"),
-    "job_status": F("job__status"),
-    "job_overdue": F("job__overdue"),
-    "scheduled_date": F("job__scheduled_date"),
-    "assigned_to_id": F("job__assigned_to_id"),
-}
+#: The task columns the day view renders (the job's come from a join in the statement).
+_DAY_VIEW_TASK_COLUMNS = ("id", "order", "title", "description", "status", "started_at", "completed_at", "job_id")
 
 
 @functools.cache
 def _day_view_sql() -> str:
-    """The day-view statement around ``{inner}``: the SQL of the open tasks with ``_DAY_VIEW_COLUMNS``."""
+    """The day-view statement around ``{inner}``: the SQL of the open tasks' ``_DAY_VIEW_TASK_COLUMNS``."""
     m2m = JobTask._meta.get_field("required_equipment").remote_field.through._meta
     link = _q(m2m.db_table)
     link_task = _q(m2m.get_field("jobtask").column)
     link_equipment = _q(m2m.get_field("equipment").column)
     return f"""
 WITH r AS MATERIALIZED (
-    SELECT s.*, (s.job_overdue OR s.scheduled_date < %s) AS overdue_now,
+    SELECT s.*, j.title AS job_title, j.client_name, j.priority, j.status AS job_status, j.scheduled_date,
+           j.assigned_to_id, (j.overdue OR j.scheduled_date < %s) AS overdue_now,
            row_number() OVER (PARTITION BY s.job_id ORDER BY s."order") = 1 AS actionable
     FROM ({{inner}}) s
+    JOIN {_q(Job._meta.db_table)} j ON j.id = s.job_id
 ),
 equipment AS (
     SELECT m.{link_task} AS task_id, json_agg(json_build_object(
@@ -192,12 +186,7 @@ def day_view(tasks: QuerySet[JobTask], *, today: datetime.date) -> orjson.Fragme
     Same rules as ``jobs.reports.dashboard_days``: dates ascending, tasks by job then order, ``actionable`` on each
     job's first open task, ``job.overdue`` the flag or a date before ``today``.
     """
-    compiled = _compiled(
-        tasks.order_by().values(
-            "id", "order", "title", "description", "status", "started_at", "completed_at", "job_id",
-            **_DAY_VIEW_COLUMNS,
-        )
-    )  # fmt: skip
+    compiled = _compiled(tasks.order_by().values(*_DAY_VIEW_TASK_COLUMNS))
     if compiled is None:
         return orjson.Fragment(b"[]")
     inner, params = compiled
