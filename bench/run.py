@@ -267,6 +267,10 @@ class Server:
                 )
         return rows
 
+    def cpu_ticks(self) -> int:
+        """User + system CPU ticks of the master and its workers so far (``/proc/<pid>/stat``)."""
+        return sum(_process_ticks(pid) for pid in (self.process.pid, *self.worker_pids()))
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -275,6 +279,24 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+def _process_ticks(pid: int) -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+    return 0
+
+
+def postgres_ticks() -> int:
+    """CPU ticks of every PostgreSQL process on this machine (the benchmark's backends, and anything else's)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            if text[text.index("(") + 1 : text.rindex(")")].startswith("postgres"):
+                total += _process_ticks(int(stat.parent.name))
+    return total
 
 
 def start_gunicorn(
@@ -547,7 +569,9 @@ def run_wrk(
         f"{server.base}/",
     ]
     env = {**os.environ, "BENCH_REQUESTS": str(requests_path), "BENCH_HOST": server.host}
+    server_before, postgres_before = server.cpu_ticks(), postgres_ticks()
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    server_cpu, postgres_cpu = server.cpu_ticks() - server_before, postgres_ticks() - postgres_before
     requests_path.unlink(missing_ok=True)
     if raw_path is not None:
         raw_path.write_text(f"$ {' '.join(command)}\n{result.stdout}\n{result.stderr}")
@@ -569,6 +593,11 @@ def run_wrk(
         "socket_errors": raw["errors_connect"] + raw["errors_read"] + raw["errors_write"] + raw["errors_timeout"],
         "bytes_per_response": round(raw["bytes"] / raw["requests"]) if raw["requests"] else 0,
         "wrapped": raw["wrapped"],
+        # Where the machine's time went: CPU per request of the server's processes and of PostgreSQL's.
+        "cpu_ms_per_request": {
+            "server": round(server_cpu * 1000 / TICKS_PER_SECOND / raw["requests"], 3) if raw["requests"] else None,
+            "postgres": round(postgres_cpu * 1000 / TICKS_PER_SECOND / raw["requests"], 3) if raw["requests"] else None,
+        },
     }
 
 
@@ -579,6 +608,7 @@ def median_by(items: list[dict[str, Any]], key: Any) -> dict[str, Any]:
 
 # --- reporting --------------------------------------------------------------------------------------------------------
 
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 TARGET_RATIOS = {"jobs_p20": 0.5, "day_view": 0.5, "jobs_p100": 0.4}
 P99_OVER_P50 = 4.0
 RSS_LIMIT_MB = 150
@@ -761,6 +791,12 @@ def write_latest_md(report: dict[str, Any], table: str, path: Path) -> None:
             + flagged
             + "; ".join(scans)
         )
+    cpu_lines = []
+    for r in report["endpoints"]:
+        for key, label in (("ours", "JobOps"), ("limit", "limit")):
+            cpu = (r.get(key) or {}).get("cpu_ms_per_request")
+            if cpu and cpu.get("server") is not None:
+                cpu_lines.append(f"| {r['name']} | {label} | {cpu['server']:.2f} | {cpu['postgres']:.2f} |")
     memory = report["memory"]
     rss = ", ".join(f"{w['vm_hwm_kb'] / 1024:.0f}" for w in memory.get("jobops", []))
     rss_limit = ", ".join(f"{w['vm_hwm_kb'] / 1024:.0f}" for w in memory.get("limit", []))
@@ -801,6 +837,15 @@ Limit bodies equal to JobOps' (parsed JSON, key order included): {equal}.
 {chr(10).join("- " + line for line in targets(report))}
 
 Peak RSS (VmHWM) per gunicorn worker, MB: JobOps {rss or "-"}; limit {rss_limit or "-"}.
+
+## Where the time goes: CPU per request (ms, under the same load)
+
+User + system CPU of the server's gunicorn processes and of all PostgreSQL processes during the measured run,
+divided by the requests served (wrk's own share is not counted).
+
+| endpoint | server | server CPU ms | PostgreSQL CPU ms |
+|---|---|---|---|
+{chr(10).join(cpu_lines) or "| - | - | - | - |"}
 
 ## SQL of the read endpoints (EXPLAIN ANALYZE on the benchmark data)
 

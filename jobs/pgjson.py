@@ -121,24 +121,31 @@ def job_page(queryset: QuerySet[Job], *, offset: int, limit: int) -> tuple[int, 
 
 # --- technician day view ------------------------------------------------------------------------------------------
 
-#: The task columns the day view renders (the job's come from a join in the statement).
-_DAY_VIEW_TASK_COLUMNS = ("id", "order", "title", "description", "status", "started_at", "completed_at", "job_id")
+#: The job columns the day view renders (the tasks' come from a join in the statement).
+_DAY_VIEW_JOB_COLUMNS = (
+    "id", "title", "client_name", "priority", "status", "overdue", "scheduled_date", "assigned_to_id",
+)  # fmt: skip
 
 
 @functools.cache
 def _day_view_sql() -> str:
-    """The day-view statement around ``{inner}``: the SQL of the open tasks' ``_DAY_VIEW_TASK_COLUMNS``."""
+    """The day-view statement around ``{inner}``: the SQL of the dashboard jobs' ``_DAY_VIEW_JOB_COLUMNS``.
+
+    Parameters: today, the inner query's, then the task statuses (``{statuses}``: one ``%s`` each)."""
+    tasks = _q(JobTask._meta.db_table)
     m2m = JobTask._meta.get_field("required_equipment").remote_field.through._meta
     link = _q(m2m.db_table)
     link_task = _q(m2m.get_field("jobtask").column)
     link_equipment = _q(m2m.get_field("equipment").column)
     return f"""
 WITH r AS MATERIALIZED (
-    SELECT s.*, j.title AS job_title, j.client_name, j.priority, j.status AS job_status, j.scheduled_date,
+    SELECT t.id, t."order", t.title, t.description, t.status, t.started_at, t.completed_at, t.job_id,
+           j.title AS job_title, j.client_name, j.priority, j.status AS job_status, j.scheduled_date,
            j.assigned_to_id, (j.overdue OR j.scheduled_date < %s) AS overdue_now,
-           row_number() OVER (PARTITION BY s.job_id ORDER BY s."order") = 1 AS actionable
-    FROM ({{inner}}) s
-    JOIN {_q(Job._meta.db_table)} j ON j.id = s.job_id
+           row_number() OVER (PARTITION BY t.job_id ORDER BY t."order") = 1 AS actionable
+    FROM ({{inner}}) j
+    JOIN {tasks} t ON t.job_id = j.id
+    WHERE t.status IN ({{statuses}})
 ),
 equipment AS (
     SELECT m.{link_task} AS task_id, json_agg(json_build_object(
@@ -180,17 +187,20 @@ FROM (SELECT scheduled_date, json_agg(body ORDER BY job_id, "order") AS tasks FR
 """
 
 
-def day_view(tasks: QuerySet[JobTask], *, today: datetime.date) -> orjson.Fragment:
-    """The day view (``[{date, tasks}]``) of ``tasks``: open tasks, already scoped and filtered by the caller.
+def day_view(jobs: QuerySet[Job], *, task_statuses: tuple[str, ...], today: datetime.date) -> orjson.Fragment:
+    """The day view (``[{date, tasks}]``) of the tasks in ``task_statuses`` of ``jobs`` (already scoped and filtered
+    by the caller).
 
     Same rules as ``jobs.reports.dashboard_days``: dates ascending, tasks by job then order, ``actionable`` on each
-    job's first open task, ``job.overdue`` the flag or a date before ``today``.
+    job's first listed task, ``job.overdue`` the flag or a date before ``today``.
     """
-    compiled = _compiled(tasks.order_by().values(*_DAY_VIEW_TASK_COLUMNS))
-    if compiled is None:
+    compiled = _compiled(jobs.order_by().values(*_DAY_VIEW_JOB_COLUMNS))
+    if compiled is None or not task_statuses:
         return orjson.Fragment(b"[]")
     inner, params = compiled
-    with connections[tasks.db].cursor() as cursor:
-        cursor.execute(_day_view_sql().format(inner=inner), (today, *params))
+    # The placeholders first: the inner SQL is inserted last, so nothing in it is ever taken for a marker.
+    sql = _day_view_sql().replace("{statuses}", ", ".join(["%s"] * len(task_statuses)), 1).replace("{inner}", inner, 1)
+    with connections[jobs.db].cursor() as cursor:
+        cursor.execute(sql, (today, *params, *task_statuses))
         (body,) = cursor.fetchone()
     return orjson.Fragment(body)

@@ -196,28 +196,29 @@ _DASHBOARD_COLUMNS = (
 )
 
 
-def dashboard_tasks_for(*, user: Any, technician_id: int | None, days: int, today: datetime.date) -> QuerySet[JobTask]:
-    """The dashboard's tasks: pending or in progress, of open jobs scheduled up to ``today + days`` (so every open job
-    scheduled before today, i.e. every overdue one, is included) or flagged overdue.
+def dashboard_jobs_for(*, user: Any, technician_id: int | None, days: int, today: datetime.date) -> QuerySet[Job]:
+    """The jobs on the dashboard: open, and scheduled up to ``today + days`` (so every open job scheduled before
+    today, i.e. every overdue one, is included) or flagged overdue.
 
     Scope: a technician sees only the jobs assigned to them, whatever ``technician_id`` says (the view answers 403
     before that); an admin sees the jobs of ``technician_id``, or of every technician (assigned jobs only) without
     it; any other role sees nothing.
     """
     end = today + datetime.timedelta(days=days)
-    qs = JobTask.objects.filter(
-        Q(job__scheduled_date__lte=end) | Q(job__overdue=True),
-        status__in=OPEN_TASK_STATUSES,
-        job__status__in=OPEN_JOB_STATUSES,
-    )
+    qs = Job.objects.filter(Q(scheduled_date__lte=end) | Q(overdue=True), status__in=OPEN_JOB_STATUSES)
     role = getattr(user, "role", None)
     if role == User.Role.TECHNICIAN:
-        return qs.filter(job__assigned_to_id=user.pk)
+        return qs.filter(assigned_to_id=user.pk)
     if role == User.Role.ADMIN:
         if technician_id is not None:
-            return qs.filter(job__assigned_to_id=technician_id)
-        return qs.filter(job__assigned_to__isnull=False)
+            return qs.filter(assigned_to_id=technician_id)
+        return qs.filter(assigned_to__isnull=False)
     return qs.none()
+
+
+def dashboard_tasks_for(jobs: QuerySet[Job]) -> QuerySet[JobTask]:
+    """The dashboard's tasks: the pending and in-progress tasks of ``jobs`` (``dashboard_jobs_for``)."""
+    return JobTask.objects.filter(status__in=OPEN_TASK_STATUSES, job__in=jobs)
 
 
 def dashboard_rows(tasks: QuerySet[JobTask]) -> QuerySet[JobTask, tuple[Any, ...]]:
@@ -328,10 +329,11 @@ def technician_dashboard(
     here regardless, so a technician never sees another technician's tasks.
     """
     today = today or timezone.localdate()
-    tasks = dashboard_tasks_for(user=user, technician_id=technician_id, days=days, today=today)
+    jobs = dashboard_jobs_for(user=user, technician_id=technician_id, days=days, today=today)
     if pgjson.enabled(JobTask):
-        return pgjson.day_view(tasks, today=today)  # the same body, rendered by PostgreSQL (tested equal)
-    return dashboard_days(dashboard_rows(tasks), today=today)
+        # The same body, rendered by PostgreSQL (tested equal).
+        return pgjson.day_view(jobs, task_statuses=OPEN_TASK_STATUSES, today=today)
+    return dashboard_days(dashboard_rows(dashboard_tasks_for(jobs)), today=today)
 
 
 # --- analytics ----------------------------------------------------------------------------------------------------
