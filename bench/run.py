@@ -281,21 +281,25 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def _process_ticks(pid: int) -> int:
+def _process_ticks(pid: int, *, reaped_children: bool = False) -> int:
+    """User + system CPU ticks of ``pid``, plus with ``reaped_children`` those of its children that exited."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime
+        return int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
     return 0
 
 
 def postgres_ticks() -> int:
-    """CPU ticks of every PostgreSQL process on this machine (the benchmark's backends, and anything else's)."""
+    """CPU ticks of the PostgreSQL processes on this machine (the benchmark's backends, and anything else's).
+
+    A backend that exits (Django recycles connections after ``CONN_MAX_AGE``) is reaped by the postmaster, whose
+    children's ticks count them: the difference of two snapshots covers every backend of the interval."""
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
             text = stat.read_text()
             if text[text.index("(") + 1 : text.rindex(")")].startswith("postgres"):
-                total += _process_ticks(int(stat.parent.name))
+                total += _process_ticks(int(stat.parent.name), reaped_children=True)
     return total
 
 
