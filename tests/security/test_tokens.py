@@ -127,6 +127,24 @@ def test_token_for_a_deleted_user_is_401(db):
     _assert_refused(_get(PROTECTED, token))
 
 
+@pytest.mark.parametrize("user_id", ["abc", "", " 1", "1.0", "٣", "99999999999999999999", None, 1.5, [1], {"id": 1}])
+def test_a_signed_token_with_a_malformed_user_id_is_401(user, user_id):
+    """Only a leaked or shared signing key produces these: still a 401 with the usual shape, never a 500."""
+    claims = _claims(user)
+    if user_id is None:
+        del claims["user_id"]
+    else:
+        claims["user_id"] = user_id
+    _assert_refused(_get(PROTECTED, jwt.encode(claims, settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="HS256")))
+
+
+def test_a_signed_token_with_an_integer_user_id_is_accepted(user):
+    """simplejwt writes the id as a string; an integer id (another issuer's habit) names the same user."""
+    claims = {**_claims(user), "user_id": user.pk}
+    token = jwt.encode(claims, settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="HS256")
+    assert _get(ME, token).json()["username"] == "victim"
+
+
 def _login(username: str, password: str, *, ip: str = "10.0.0.1"):
     return APIClient().post(TOKEN, {"username": username, "password": password}, format="json", REMOTE_ADDR=ip)
 
