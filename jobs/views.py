@@ -88,8 +88,8 @@ class JobViewSet(
         # The hottest endpoint. Both renderers give JobReadSerializer's output (tested): on PostgreSQL the database
         # renders the page and counts the list in one statement; elsewhere values() rows go through jobs.rows.
         if pgjson.enabled(Job):
+            jobs = self.filter_queryset(self.get_queryset())  # filters first: the same 400 as paginate_queryset's
             number, size = self.paginator.requested_page(request)
-            jobs = self.filter_queryset(self.get_queryset())
             count, results = pgjson.job_page(jobs, offset=(number - 1) * size, limit=size)
             return self.paginator.counted_response(request, number=number, size=size, count=count, results=results)
         queryset = self.filter_queryset(self.get_queryset()).values(*rows.JOB_LIST_VALUES)

@@ -106,6 +106,16 @@ def test_a_page_past_the_end_is_404_on_both(monkeypatch, jobs_world, admin_user,
     assert database.json() == python.json()
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["?page=0", "?page=x", "?page_size=-1", "?status=bogus", "?status=bogus&page=x", "?ordering=nope&page_size=0"],
+)
+def test_bad_parameters_are_the_same_400_on_both(monkeypatch, jobs_world, technician, query):
+    database, python = both(monkeypatch, technician, "/api/jobs/" + query)
+    assert database.status_code == 400
+    assert database.json() == python.json()
+
+
 def test_an_empty_list_is_page_one_with_count_zero(monkeypatch, require_postgres, technician):
     database, python = both(monkeypatch, technician, "/api/jobs/")
     assert database.json() == python.json() == {"count": 0, "next": None, "previous": None, "results": []}
