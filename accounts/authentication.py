@@ -29,7 +29,7 @@ _USER_ID = re.compile(r"[0-9]{1,18}")
 def _user_by_id_sql(alias: str) -> tuple[str, tuple[str, ...]]:
     """The ORM's own ``SELECT`` of one user by primary key on ``alias`` (one ``%s`` parameter) and its columns."""
     model = get_user_model()
-    sql, params = model._base_manager.using(alias).filter(pk=0).order_by().query.get_compiler(alias).as_sql()
+    sql, params = model._default_manager.using(alias).filter(pk=0).order_by().query.get_compiler(alias).as_sql()
     if params != (0,):  # pragma: no cover - the pk lookup is the query's one parameter
         raise AssertionError(f"unexpected parameters in the user lookup: {params!r}")
     return sql, tuple(field.attname for field in model._meta.concrete_fields)
