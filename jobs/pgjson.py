@@ -1,18 +1,19 @@
-"""The two most polled read paths, rendered to JSON by PostgreSQL.
+"""The most polled read paths, rendered to JSON by PostgreSQL.
 
-Every mobile client polls the job list and the technician day view. On PostgreSQL their bodies are built by the
-database (``json_build_object`` / ``json_agg``) in the one statement that selects the rows, and Python passes the
-bytes through (``orjson.Fragment``): no row objects, no datetime parsing and re-formatting, no serializer walk.
-A job-list page and its count come from the same statement, so the list costs one query.
+Every mobile client polls the job list and the technician day view, and opens jobs and their task lists. On
+PostgreSQL these bodies are built by the database (``json_build_object`` / ``json_agg``) in the one statement that
+selects the rows, and Python passes the bytes through (``orjson.Fragment``): no row objects, no datetime parsing and
+re-formatting, no serializer walk. A job-list page and its count come from the same statement: one query.
 
 What is selected still comes from the ORM: the caller hands in the scoped, filtered and ordered queryset built by
 ``jobs.selectors`` / ``jobs.reports`` (with django-filter's filters applied), and this module only wraps its
 compiled SQL. There is one definition of who sees what; this module decides only the shape, and the shape is the
-read serializers' (``JobReadSerializer``, the dashboard serializers): tests compare the two on PostgreSQL.
+read serializers' (``JobReadSerializer``, ``JobDetailSerializer``, ``JobTaskReadSerializer``, the dashboard
+serializers): tests compare the two renderings on PostgreSQL.
 
 Used when the database is PostgreSQL and the current time zone is UTC (timestamps are formatted in SQL exactly as DRF
-renders them in UTC). Anywhere else (the embedded SQLite default, another ``TIME_ZONE``) the Python renderers in
-``jobs.rows`` and ``jobs.reports`` produce the same bodies.
+renders them in UTC). Anywhere else (the embedded SQLite default, another ``TIME_ZONE``) the Python renderers
+(``jobs.rows``, ``jobs.reports``, the serializers) produce the same bodies.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from equipment.models import Equipment
 
 from .models import Job, JobTask
 from .rows import JOB_LIST_FIELDS, JOB_LIST_VALUES
+from .serializers import EquipmentBriefSerializer, JobDetailSerializer, JobTaskReadSerializer
 
 
 def enabled(model: type[Model]) -> bool:
@@ -73,8 +75,48 @@ _JOB_COLUMNS = tuple(name for name in JOB_LIST_VALUES if name not in ("tasks_tot
 
 
 @functools.cache
-def _job_object_sql() -> str:
-    """``json_build_object(...)`` of one page row ``s``: the keys of ``JobReadSerializer``, in its order."""
+def _task_object_sql() -> str:
+    """``json_build_object(...)`` of one task row ``t``: the keys of ``JobTaskReadSerializer`` in its order, with the
+    required equipment as ``EquipmentBriefSerializer`` renders it (by id)."""
+    m2m = JobTask._meta.get_field("required_equipment").remote_field.through._meta
+    equipment = ", ".join(
+        f"'{name}', e.{_q(Equipment._meta.get_field(name).column)}" for name in EquipmentBriefSerializer.Meta.fields
+    )
+    computed = {
+        "job": f"t.{_q(JobTask._meta.get_field('job').column)}",
+        "required_equipment": (
+            f"COALESCE((SELECT json_agg(json_build_object({equipment}) ORDER BY e.id) "  # nosec B608
+            f"FROM {_q(m2m.db_table)} m JOIN {_q(Equipment._meta.db_table)} e "
+            f"ON e.id = m.{_q(m2m.get_field('equipment').column)} "
+            f"WHERE m.{_q(m2m.get_field('jobtask').column)} = t.id), '[]'::json)"
+        ),
+    }
+    parts = []
+    for name in JobTaskReadSerializer.Meta.fields:
+        if name in computed:
+            value = computed[name]
+        else:
+            field = JobTask._meta.get_field(name)
+            column = f"t.{_q(field.column)}"
+            value = _iso(column) if field.get_internal_type() == "DateTimeField" else column
+        parts.append(f"'{name}', {value}")
+    return "json_build_object(" + ", ".join(parts) + ")"
+
+
+def _job_tasks_sql(job_id: str) -> str:
+    """The JSON array of the tasks of job ``job_id`` (an SQL expression), in order."""
+    tasks = _q(JobTask._meta.db_table)
+    task_job = _q(JobTask._meta.get_field("job").column)
+    return (
+        f"COALESCE((SELECT json_agg({_task_object_sql()} ORDER BY t.{_q('order')}) "  # nosec B608
+        f"FROM {tasks} t WHERE t.{task_job} = {job_id}), '[]'::json)"
+    )
+
+
+@functools.cache
+def _job_object_sql(*, with_tasks: bool = False) -> str:
+    """``json_build_object(...)`` of one job row ``s``: the keys of ``JobReadSerializer`` in its order, and with
+    ``with_tasks`` those of ``JobDetailSerializer`` (its ordered tasks last)."""
     tasks = _q(JobTask._meta.db_table)
     task_job = _q(JobTask._meta.get_field("job").column)
     task_status = _q(JobTask._meta.get_field("status").column)
@@ -84,14 +126,17 @@ def _job_object_sql() -> str:
             f"(SELECT count(*) FROM {tasks} t WHERE t.{task_job} = s.id AND t.{task_status} = "  # nosec B608
             f"'{JobTask.Status.COMPLETED.value}')"
         ),
+        "tasks": _job_tasks_sql("s.id"),
     }
+    fields = JobDetailSerializer.Meta.fields if with_tasks else JOB_LIST_FIELDS
     parts = []
-    for name, column in zip(JOB_LIST_FIELDS, JOB_LIST_VALUES, strict=True):
+    for name in fields:
         if name in computed:
             value = computed[name]
         else:
             field = Job._meta.get_field(name)  # a serializer field that is not a column fails here, at first use
-            value = _iso(f"s.{_q(column)}") if field.get_internal_type() == "DateTimeField" else f"s.{_q(column)}"
+            column = f"s.{_q(field.attname)}"
+            value = _iso(column) if field.get_internal_type() == "DateTimeField" else column
         parts.append(f"'{name}', {value}")
     return "json_build_object(" + ", ".join(parts) + ")"
 
@@ -119,6 +164,33 @@ def job_page(queryset: QuerySet[Job], *, offset: int, limit: int) -> tuple[int, 
         cursor.execute(sql, (*count_params, *page_params))
         count, body = cursor.fetchone()
     return count, orjson.Fragment(body)
+
+
+def job_detail(job: QuerySet[Job]) -> orjson.Fragment | None:
+    """``JobDetailSerializer``'s rendering of the job in ``job`` (a scoped queryset filtered to one id), or ``None``
+    when it holds no job. One statement."""
+    compiled = _compiled(job.order_by().values(*_JOB_COLUMNS))
+    if compiled is None:
+        return None
+    inner, params = compiled
+    return _one_json(job.db, f"SELECT {_job_object_sql(with_tasks=True)}::text FROM ({inner}) s", params)
+
+
+def job_tasks(job: QuerySet[Job]) -> orjson.Fragment | None:
+    """The ordered tasks (``JobTaskReadSerializer``) of the job in ``job`` (a scoped queryset filtered to one id), or
+    ``None`` when it holds no job. One statement."""
+    compiled = _compiled(job.order_by().values("id"))
+    if compiled is None:
+        return None
+    inner, params = compiled
+    return _one_json(job.db, f"SELECT {_job_tasks_sql('s.id')}::text FROM ({inner}) s", params)
+
+
+def _one_json(alias: str, sql: str, params: tuple[Any, ...]) -> orjson.Fragment | None:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else orjson.Fragment(row[0])
 
 
 # --- technician day view ------------------------------------------------------------------------------------------

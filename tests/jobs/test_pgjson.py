@@ -56,8 +56,9 @@ def jobs_world(require_postgres, technician, other_technician, sales_agent, othe
             technician=assignee,
         )
         jobs.append(job)
-        for order, status in enumerate([C, IP, P][: n % 4], start=1):
-            make_task(job, order, status, equipment=equipment[: order % 3])
+        # Created last-first, so task ids do not follow their order.
+        for order, status in reversed(list(enumerate([C, IP, P][: n % 4], start=1))):
+            make_task(job, order, status, equipment=equipment[::-1][: order % 3])
     whole_second = at("2026-03-04 08:00:00")
     Job.objects.filter(pk=jobs[1].pk).update(completed_at=whole_second, updated_at=whole_second)
     Job.objects.filter(pk=jobs[2].pk).update(completed_at=whole_second.replace(microsecond=120))
@@ -119,6 +120,34 @@ def test_bad_parameters_are_the_same_400_on_both(monkeypatch, jobs_world, techni
 def test_an_empty_list_is_page_one_with_count_zero(monkeypatch, require_postgres, technician):
     database, python = both(monkeypatch, technician, "/api/jobs/")
     assert database.json() == python.json() == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+@pytest.mark.parametrize("suffix", ["", "tasks/"])
+@pytest.mark.parametrize("persona", ["admin_user", "technician", "sales_agent"])
+def test_job_detail_and_task_list_bodies_are_equal(request, monkeypatch, jobs_world, persona, suffix):
+    """Every job of the world as each role: in scope the same body (tasks in order, equipment by id), out of scope
+    the same 404."""
+    user = request.getfixturevalue(persona)
+    seen = 0
+    for job in jobs_world:
+        database, python = both(monkeypatch, user, f"/api/jobs/{job.pk}/{suffix}")
+        assert database.json() == python.json()
+        seen += database.status_code == 200
+    assert 0 < seen <= len(jobs_world)
+
+
+@pytest.mark.parametrize("path", ["-1/", "0/", "abc/", f"{2**63}/", "99999999999999999999/", "1.5/", "-1/tasks/"])
+def test_bad_job_ids_are_the_same_404(monkeypatch, jobs_world, admin_user, path):
+    database, python = both(monkeypatch, admin_user, "/api/jobs/" + path)
+    assert database.status_code == 404
+    assert database.json() == python.json()
+
+
+def test_job_detail_and_tasks_are_one_statement_besides_the_user(jobs_world, technician, django_assert_num_queries):
+    job = next(job for job in jobs_world if job.assigned_to_id == technician.pk)
+    for suffix in ("", "tasks/"):
+        with django_assert_num_queries(2):
+            assert client_for(technician).get(f"/api/jobs/{job.pk}/{suffix}").status_code == 200
 
 
 def test_job_list_is_one_statement_besides_the_user(jobs_world, admin_user, django_assert_num_queries):
