@@ -173,7 +173,7 @@ def job_detail(job: QuerySet[Job]) -> orjson.Fragment | None:
     if compiled is None:
         return None
     inner, params = compiled
-    return _one_json(job.db, f"SELECT {_job_object_sql(with_tasks=True)}::text FROM ({inner}) s", params)
+    return _one_json(job.db, f"SELECT {_job_object_sql(with_tasks=True)}::text FROM ({inner}) s", params)  # nosec B608
 
 
 def job_tasks(job: QuerySet[Job]) -> orjson.Fragment | None:
@@ -183,7 +183,7 @@ def job_tasks(job: QuerySet[Job]) -> orjson.Fragment | None:
     if compiled is None:
         return None
     inner, params = compiled
-    return _one_json(job.db, f"SELECT {_job_tasks_sql('s.id')}::text FROM ({inner}) s", params)
+    return _one_json(job.db, f"SELECT {_job_tasks_sql('s.id')}::text FROM ({inner}) s", params)  # nosec B608
 
 
 def _one_json(alias: str, sql: str, params: tuple[Any, ...]) -> orjson.Fragment | None:
