@@ -166,6 +166,32 @@ def job_page(queryset: QuerySet[Job], *, offset: int, limit: int) -> tuple[int, 
     return count, orjson.Fragment(body)
 
 
+#: The task columns the task list renders, as ``values()`` names them (the equipment comes from a subquery).
+_TASK_COLUMNS = tuple(
+    JobTask._meta.get_field(name).attname for name in JobTaskReadSerializer.Meta.fields if name != "required_equipment"
+)
+
+
+def task_page(queryset: QuerySet[JobTask], *, offset: int, limit: int) -> tuple[int, orjson.Fragment]:
+    """Like ``job_page``, for tasks (``JobTaskReadSerializer``): the count of ``queryset`` and the JSON array of its
+    page ``[offset, offset + limit)``, in the queryset's order. One statement."""
+    counted = _compiled(queryset.order_by().values("id"))
+    if counted is None:
+        return 0, orjson.Fragment(b"[]")
+    count_sql, count_params = counted
+    offset = min(offset, _MAX_OFFSET)
+    page_sql, page_params = _compiled(queryset.values(*_TASK_COLUMNS)[offset : offset + limit])
+    sql = (
+        f"SELECT (SELECT count(*) FROM ({count_sql}) c), "  # nosec B608
+        f"(SELECT COALESCE(json_agg({_task_object_sql()} ORDER BY t.page_row), '[]')::text "
+        f"FROM (SELECT p.*, row_number() OVER () AS page_row FROM ({page_sql}) p) t)"
+    )
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, (*count_params, *page_params))
+        count, body = cursor.fetchone()
+    return count, orjson.Fragment(body)
+
+
 def job_detail(job: QuerySet[Job]) -> orjson.Fragment | None:
     """``JobDetailSerializer``'s rendering of the job in ``job`` (a scoped queryset filtered to one id), or ``None``
     when it holds no job. One statement."""

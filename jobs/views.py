@@ -17,7 +17,7 @@ from jobops.api import ScopedViewSet
 
 from . import pgjson, rows, selectors, services
 from .filters import JobFilter, TaskFilter
-from .models import Job
+from .models import Job, JobTask
 from .serializers import (
     JobDetailSerializer,
     JobReadSerializer,
@@ -249,6 +249,15 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         "complete": WORKERS,
         "reopen": WORKERS,
     }
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if pgjson.enabled(JobTask):
+            # The same page as below, counted and rendered by PostgreSQL in one statement (tested equal).
+            tasks = self.filter_queryset(self.get_queryset())
+            number, size = self.paginator.requested_page(request)
+            count, results = pgjson.task_page(tasks, offset=(number - 1) * size, limit=size)
+            return self.paginator.counted_response(request, number=number, size=size, count=count, results=results)
+        return super().list(request, *args, **kwargs)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         partial = kwargs.pop("partial", False)

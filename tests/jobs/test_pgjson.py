@@ -122,6 +122,39 @@ def test_an_empty_list_is_page_one_with_count_zero(monkeypatch, require_postgres
     assert database.json() == python.json() == {"count": 0, "next": None, "previous": None, "results": []}
 
 
+TASK_QUERIES = [
+    "",
+    "?page_size=4",
+    "?page=2&page_size=4",
+    "?page_size=100",
+    "?status=completed",
+    "?status=pending&page_size=3",
+    "?scheduled_after=2026-03-03",
+    "?scheduled_before=2026-03-02&status=in_progress",
+    "?job=999999",
+    "?page=99",
+    "?page=x",
+    "?status=bogus",
+]
+
+
+@pytest.mark.parametrize("query", TASK_QUERIES)
+@pytest.mark.parametrize("persona", ["admin_user", "technician", "sales_agent"])
+def test_task_list_bodies_are_equal(request, monkeypatch, jobs_world, persona, query):
+    user = request.getfixturevalue(persona)
+    database, python = both(monkeypatch, user, "/api/tasks/" + query)
+    assert database.json() == python.json()
+    if persona == "admin_user" and query in ("", "?page_size=100"):
+        assert database.status_code == 200 and database.json()["results"]
+
+
+def test_task_list_filtered_by_job_is_equal(monkeypatch, jobs_world, sales_agent):
+    job = next(job for job in jobs_world if job.created_by_id == sales_agent.pk and job.tasks.count() > 1)
+    database, python = both(monkeypatch, sales_agent, f"/api/tasks/?job={job.pk}")
+    assert database.json() == python.json()
+    assert [task["order"] for task in database.json()["results"]] == list(range(1, job.tasks.count() + 1))
+
+
 @pytest.mark.parametrize("suffix", ["", "tasks/"])
 @pytest.mark.parametrize("persona", ["admin_user", "technician", "sales_agent"])
 def test_job_detail_and_task_list_bodies_are_equal(request, monkeypatch, jobs_world, persona, suffix):
@@ -148,6 +181,11 @@ def test_job_detail_and_tasks_are_one_statement_besides_the_user(jobs_world, tec
     for suffix in ("", "tasks/"):
         with django_assert_num_queries(2):
             assert client_for(technician).get(f"/api/jobs/{job.pk}/{suffix}").status_code == 200
+
+
+def test_task_list_is_one_statement_besides_the_user(jobs_world, admin_user, django_assert_num_queries):
+    with django_assert_num_queries(2):
+        assert client_for(admin_user).get("/api/tasks/?page_size=100").status_code == 200
 
 
 def test_job_list_is_one_statement_besides_the_user(jobs_world, admin_user, django_assert_num_queries):
