@@ -33,6 +33,18 @@ WORKERS = frozenset({ADMIN, TECHNICIAN})
 NO_BODY = OpenApiResponse(description="No content.")
 
 
+def database_rendered_page(view: ScopedViewSet, render: Any) -> Response:
+    """A list page that ``render`` (``jobs.pgjson.job_page`` / ``task_page``) counts and renders in one statement.
+
+    The scoped queryset and its filters are the view's own, and they are applied before the page parameters are
+    read, so bad input gets the same 400 as through ``paginate_queryset``.
+    """
+    queryset = view.filter_queryset(view.get_queryset())
+    number, size = view.paginator.requested_page(view.request)
+    count, results = render(queryset, offset=(number - 1) * size, limit=size)
+    return view.paginator.counted_response(view.request, number=number, size=size, count=count, results=results)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List jobs in your scope", tags=["jobs"]),
     retrieve=extend_schema(summary="Get a job with its ordered tasks", tags=["jobs"]),
@@ -90,10 +102,7 @@ class JobViewSet(
         # The hottest endpoint. Both renderers give JobReadSerializer's output (tested): on PostgreSQL the database
         # renders the page and counts the list in one statement; elsewhere values() rows go through jobs.rows.
         if pgjson.enabled(Job):
-            jobs = self.filter_queryset(self.get_queryset())  # filters first: the same 400 as paginate_queryset's
-            number, size = self.paginator.requested_page(request)
-            count, results = pgjson.job_page(jobs, offset=(number - 1) * size, limit=size)
-            return self.paginator.counted_response(request, number=number, size=size, count=count, results=results)
+            return database_rendered_page(self, pgjson.job_page)
         queryset = self.filter_queryset(self.get_queryset()).values(*rows.JOB_LIST_VALUES)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(rows.job_rows(page))
@@ -110,12 +119,16 @@ class JobViewSet(
         except (TypeError, ValueError, ValidationError):
             raise Http404 from None  # as DRF's get_object_or_404: "Not found."
 
+    def database_rendered_job(self, render: Any) -> Response:
+        """``render`` (``jobs.pgjson.job_detail`` or ``job_tasks``) applied to ``one_job()``; 404 without a job."""
+        body = render(self.one_job())
+        if body is None:
+            raise Http404("No Job matches the given query.")
+        return Response(body)
+
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if pgjson.enabled(Job):
-            body = pgjson.job_detail(self.one_job())  # the same body as below, in one statement (tested equal)
-            if body is None:
-                raise Http404("No Job matches the given query.")
-            return Response(body)
+            return self.database_rendered_job(pgjson.job_detail)  # the same body as below (tested equal)
         return super().retrieve(request, *args, **kwargs)
 
     def render_job(self, job: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
@@ -184,10 +197,7 @@ class JobViewSet(
     @action(detail=True, methods=["get"], url_path="tasks", pagination_class=None, filterset_class=None)
     def tasks(self, request: Request, pk: Any = None) -> Response:
         if pgjson.enabled(Job):
-            body = pgjson.job_tasks(self.one_job())  # the same body as below, in one statement (tested equal)
-            if body is None:
-                raise Http404("No Job matches the given query.")
-            return Response(body)
+            return self.database_rendered_job(pgjson.job_tasks)  # the same body as below (tested equal)
         job = self.get_object()
         tasks = selectors.job_tasks_for(job=job)
         return Response(JobTaskReadSerializer(tasks, many=True, context=self.get_serializer_context()).data)
@@ -252,11 +262,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if pgjson.enabled(JobTask):
-            # The same page as below, counted and rendered by PostgreSQL in one statement (tested equal).
-            tasks = self.filter_queryset(self.get_queryset())
-            number, size = self.paginator.requested_page(request)
-            count, results = pgjson.task_page(tasks, offset=(number - 1) * size, limit=size)
-            return self.paginator.counted_response(request, number=number, size=size, count=count, results=results)
+            return database_rendered_page(self, pgjson.task_page)  # the same page as below (tested equal)
         return super().list(request, *args, **kwargs)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
