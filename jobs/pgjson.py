@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -74,6 +75,22 @@ _MAX_OFFSET = 2**62
 _JOB_COLUMNS = tuple(name for name in JOB_LIST_VALUES if name not in ("tasks_total", "tasks_completed"))
 
 
+def _object_sql(model: type[Model], row: str, fields: Iterable[str], computed: Mapping[str, str]) -> str:
+    """``json_build_object(...)`` with the keys ``fields`` in order: the SQL in ``computed``, else the column of
+    ``row`` (``values()`` names: ``attname``), datetimes as DRF renders them. A serializer field that is neither
+    fails here, at first use."""
+    parts = []
+    for name in fields:
+        if name in computed:
+            value = computed[name]
+        else:
+            field = model._meta.get_field(name)
+            column = f"{row}.{_q(field.attname)}"
+            value = _iso(column) if field.get_internal_type() == "DateTimeField" else column
+        parts.append(f"'{name}', {value}")
+    return "json_build_object(" + ", ".join(parts) + ")"
+
+
 @functools.cache
 def _task_object_sql() -> str:
     """``json_build_object(...)`` of one task row ``t``: the keys of ``JobTaskReadSerializer`` in its order, with the
@@ -91,16 +108,7 @@ def _task_object_sql() -> str:
             f"WHERE m.{_q(m2m.get_field('jobtask').column)} = t.id), '[]'::json)"
         ),
     }
-    parts = []
-    for name in JobTaskReadSerializer.Meta.fields:
-        if name in computed:
-            value = computed[name]
-        else:
-            field = JobTask._meta.get_field(name)
-            column = f"t.{_q(field.column)}"
-            value = _iso(column) if field.get_internal_type() == "DateTimeField" else column
-        parts.append(f"'{name}', {value}")
-    return "json_build_object(" + ", ".join(parts) + ")"
+    return _object_sql(JobTask, "t", JobTaskReadSerializer.Meta.fields, computed)
 
 
 def _job_tasks_sql(job_id: str) -> str:
@@ -128,22 +136,15 @@ def _job_object_sql(*, with_tasks: bool = False) -> str:
         ),
         "tasks": _job_tasks_sql("s.id"),
     }
-    fields = JobDetailSerializer.Meta.fields if with_tasks else JOB_LIST_FIELDS
-    parts = []
-    for name in fields:
-        if name in computed:
-            value = computed[name]
-        else:
-            field = Job._meta.get_field(name)  # a serializer field that is not a column fails here, at first use
-            column = f"s.{_q(field.attname)}"
-            value = _iso(column) if field.get_internal_type() == "DateTimeField" else column
-        parts.append(f"'{name}', {value}")
-    return "json_build_object(" + ", ".join(parts) + ")"
+    return _object_sql(Job, "s", JobDetailSerializer.Meta.fields if with_tasks else JOB_LIST_FIELDS, computed)
 
 
-def job_page(queryset: QuerySet[Job], *, offset: int, limit: int) -> tuple[int, orjson.Fragment]:
-    """``(count, results)``: the number of jobs in ``queryset`` (scoped, filtered, ordered) and the JSON array of
-    its page ``[offset, offset + limit)``, in the queryset's order. One statement."""
+def _page(
+    queryset: QuerySet[Any], *, columns: tuple[str, ...], row: str, object_sql: str, offset: int, limit: int
+) -> tuple[int, orjson.Fragment]:
+    """``(count, results)``: the number of rows in ``queryset`` (scoped, filtered, ordered) and the JSON array of its
+    page ``[offset, offset + limit)`` in the queryset's order, each row (``columns``, aliased ``row``) rendered by
+    ``object_sql``. One statement."""
     counted = _compiled(queryset.order_by().values("id"))
     if counted is None:
         return 0, orjson.Fragment(b"[]")
@@ -151,19 +152,24 @@ def job_page(queryset: QuerySet[Job], *, offset: int, limit: int) -> tuple[int, 
     # No table has 2**62 rows: a larger offset (a huge ?page=) selects nothing, as it should, without overflowing
     # PostgreSQL's bigint OFFSET; the caller then answers 404 for a page past the end.
     offset = min(offset, _MAX_OFFSET)
-    page_sql, page_params = _compiled(queryset.values(*_JOB_COLUMNS)[offset : offset + limit])
+    page_sql, page_params = _compiled(queryset.values(*columns)[offset : offset + limit])
     # The count is a plain COUNT(*) of the unordered query (an index-only scan; a COUNT(*) OVER () on the page
     # query would buffer every row of the scope). The sorted, limited page feeds row_number() in its order, and
     # json_agg follows row_number().
     sql = (
         f"SELECT (SELECT count(*) FROM ({count_sql}) c), "  # nosec B608
-        f"(SELECT COALESCE(json_agg({_job_object_sql()} ORDER BY s.n), '[]')::text "
-        f"FROM (SELECT p.*, row_number() OVER () AS n FROM ({page_sql}) p) s)"
+        f"(SELECT COALESCE(json_agg({object_sql} ORDER BY {row}.page_row), '[]')::text "
+        f"FROM (SELECT p.*, row_number() OVER () AS page_row FROM ({page_sql}) p) {row})"
     )
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(sql, (*count_params, *page_params))
         count, body = cursor.fetchone()
     return count, orjson.Fragment(body)
+
+
+def job_page(queryset: QuerySet[Job], *, offset: int, limit: int) -> tuple[int, orjson.Fragment]:
+    """A page of jobs (``JobReadSerializer``) and the count of ``queryset``: see ``_page``."""
+    return _page(queryset, columns=_JOB_COLUMNS, row="s", object_sql=_job_object_sql(), offset=offset, limit=limit)
 
 
 #: The task columns the task list renders, as ``values()`` names them (the equipment comes from a subquery).
@@ -173,23 +179,8 @@ _TASK_COLUMNS = tuple(
 
 
 def task_page(queryset: QuerySet[JobTask], *, offset: int, limit: int) -> tuple[int, orjson.Fragment]:
-    """Like ``job_page``, for tasks (``JobTaskReadSerializer``): the count of ``queryset`` and the JSON array of its
-    page ``[offset, offset + limit)``, in the queryset's order. One statement."""
-    counted = _compiled(queryset.order_by().values("id"))
-    if counted is None:
-        return 0, orjson.Fragment(b"[]")
-    count_sql, count_params = counted
-    offset = min(offset, _MAX_OFFSET)
-    page_sql, page_params = _compiled(queryset.values(*_TASK_COLUMNS)[offset : offset + limit])
-    sql = (
-        f"SELECT (SELECT count(*) FROM ({count_sql}) c), "  # nosec B608
-        f"(SELECT COALESCE(json_agg({_task_object_sql()} ORDER BY t.page_row), '[]')::text "
-        f"FROM (SELECT p.*, row_number() OVER () AS page_row FROM ({page_sql}) p) t)"
-    )
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(sql, (*count_params, *page_params))
-        count, body = cursor.fetchone()
-    return count, orjson.Fragment(body)
+    """A page of tasks (``JobTaskReadSerializer``) and the count of ``queryset``: see ``_page``."""
+    return _page(queryset, columns=_TASK_COLUMNS, row="t", object_sql=_task_object_sql(), offset=offset, limit=limit)
 
 
 def job_detail(job: QuerySet[Job]) -> orjson.Fragment | None:
