@@ -14,14 +14,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm, UsernameField
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from rest_framework.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 
-from jobops.exceptions import ApplicationError
+from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPermissions, error_message
 
 from . import services
 from .models import User
@@ -30,21 +27,6 @@ from .models import User
 _password_actor: ContextVar[Any] = ContextVar("admin_password_actor", default=None)
 
 PROFILE = ("first_name", "last_name", "email", "phone")
-
-
-def is_staff_admin(request: HttpRequest) -> bool:
-    user = request.user
-    return bool(user.is_active and user.is_staff and getattr(user, "role", None) == User.Role.ADMIN)
-
-
-def error_message(exc: Exception) -> str:
-    if isinstance(exc, ApplicationError):
-        return exc.message
-    if isinstance(exc, ValidationError) and hasattr(exc, "message_dict"):
-        return "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in exc.message_dict.items())
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return str(getattr(exc, "detail", exc))
 
 
 class UserAddForm(UserCreationForm):
@@ -76,43 +58,6 @@ class PasswordForm(AdminPasswordChangeForm):
         )
         self.user.refresh_from_db()
         return self.user
-
-
-class StaffAdminPermissions:
-    """Staff users with the admin role may manage these objects without Django per-model permissions."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_staff_admin(request) or super().has_module_permission(request)  # type: ignore[misc]
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_admin(request) or super().has_view_permission(request, obj)  # type: ignore[misc]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return is_staff_admin(request) or super().has_add_permission(request)  # type: ignore[misc]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_admin(request) or super().has_change_permission(request, obj)  # type: ignore[misc]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_admin(request) or super().has_delete_permission(request, obj)  # type: ignore[misc]
-
-
-class ServiceErrorsAsMessages:
-    """Run an admin view in one transaction; a service's refusal rolls it back and is shown as an error message."""
-
-    def _guarded(self, request: HttpRequest, view: Any, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            with transaction.atomic():
-                return view(request, *args, **kwargs)
-        except (ApplicationError, ValidationError, PermissionDenied) as exc:
-            self.message_user(request, f"Not saved: {error_message(exc)}", level=messages.ERROR)  # type: ignore[attr-defined]
-            return HttpResponseRedirect(request.get_full_path())
-
-    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return self._guarded(request, super().changeform_view, *args, **kwargs)  # type: ignore[misc]
-
-    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return self._guarded(request, super().delete_view, *args, **kwargs)  # type: ignore[misc]
 
 
 @admin.register(User)
@@ -161,7 +106,7 @@ class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin)
         for pk, username in queryset.values_list("pk", "username"):
             try:
                 services.user_delete(actor=request.user, user_id=pk)
-            except (ApplicationError, ValidationError, PermissionDenied) as exc:
+            except SERVICE_ERRORS as exc:
                 refused.append(f"{username} ({error_message(exc)})")
         if refused:
             self.message_user(request, f"Not deleted: {'; '.join(refused)}", level=messages.WARNING)

@@ -6,6 +6,7 @@ import django_filters
 from django.db.models import Q, QuerySet
 
 from jobops.filters import StrictBooleanFilter
+from jobops.roles import is_admin
 
 from .models import User
 
@@ -30,6 +31,6 @@ class UserFilter(django_filters.FilterSet):
         condition = Q(username__icontains=value) | Q(first_name__icontains=value) | Q(last_name__icontains=value)
         # Sales agents do not see e-mail addresses, so they must not be able to probe them through search either.
         user = getattr(self.request, "user", None)
-        if getattr(user, "role", None) == User.Role.ADMIN:
+        if is_admin(user):
             condition |= Q(email__icontains=value)
         return qs.filter(condition)

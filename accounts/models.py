@@ -3,19 +3,19 @@ from typing import Any
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 
+from jobops.roles import Role, is_admin
+
 
 class JobOpsUserManager(UserManager):
     def create_superuser(self, username: str, email: str | None = None, password: str | None = None, **extra: Any):
         # `manage.py createsuperuser` makes a JobOps admin, not a technician with Django superpowers.
-        extra.setdefault("role", "admin")
+        extra.setdefault("role", Role.ADMIN)
         return super().create_superuser(username, email, password, **extra)
 
 
 class User(AbstractUser):
-    class Role(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        TECHNICIAN = "technician", "Technician"
-        SALES_AGENT = "sales_agent", "Sales agent"
+    # The platform's role choices (``jobops.roles``), reachable as ``User.Role`` like any nested choices.
+    Role = Role
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.TECHNICIAN, db_index=True)
     phone = models.CharField(max_length=32, blank=True)
@@ -31,7 +31,7 @@ class User(AbstractUser):
 
     @property
     def is_admin_role(self) -> bool:
-        return self.role == self.Role.ADMIN
+        return is_admin(self)
 
     @property
     def is_technician(self) -> bool:

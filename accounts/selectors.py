@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from jobops.roles import Role, is_admin
+
 from .models import User
 
 #: What a sales agent may see of a technician (for assignment): nothing personal beyond the name.
@@ -16,11 +18,10 @@ def user_list_for(*, user: Any) -> QuerySet[User]:
     """The users ``user`` may see, ordered by id: an admin sees everyone; a sales agent sees only active technicians,
     and only their public fields are loaded; any other role (technicians included) sees nothing, so scoping fails
     closed even if a view forgot its role map."""
-    role = getattr(user, "role", None)
-    if role == User.Role.ADMIN:
+    if is_admin(user):
         return User.objects.order_by("id")
-    if role == User.Role.SALES_AGENT:
-        return User.objects.filter(role=User.Role.TECHNICIAN, is_active=True).only(*PUBLIC_FIELDS).order_by("id")
+    if getattr(user, "role", None) == Role.SALES_AGENT:
+        return User.objects.filter(role=Role.TECHNICIAN, is_active=True).only(*PUBLIC_FIELDS).order_by("id")
     return User.objects.none()
 
 

@@ -2,14 +2,15 @@
 
 User changes run in one transaction each: the user row is locked, the change validated (Django's password
 validators included), saved and audited with ``audit_record`` in the same transaction. Only admins manage users
-(superusers, e.g. from ``createsuperuser``, count as admins here so the Django admin works for them); anyone may edit
-their own profile fields and change their own password (knowing the old one).
+(``jobops.roles.is_admin``: an active user with the admin role; ``createsuperuser`` makes one); anyone may edit their
+own profile fields and change their own password (knowing the old one).
 
 Invariants kept here:
 - ``is_staff`` and ``is_superuser`` follow the role: set for ``admin``, cleared for other roles, whenever a user is
   created or their role changes, so admins can use ``/admin/`` and nobody else can;
 - there is always at least one active admin: demoting, deactivating or deleting the last one is a 409;
-- a user referenced by a job (assignee or creator) is never deleted (409: deactivate instead);
+- a user referenced by a job (assignee or creator) is never deleted (409: deactivate instead); the jobs' PROTECT
+  foreign keys decide it, so this app needs no knowledge of the apps that reference users;
 - deactivating a user revokes every outstanding refresh token at once (access tokens stop at the next request,
   since authentication checks ``is_active``), so a later reactivation does not revive old sessions;
 - no password or hash ever reaches the audit trail.
@@ -23,7 +24,7 @@ from typing import Any
 from django.contrib.auth import authenticate, password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
@@ -35,7 +36,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from audit.services import audit_diff, audit_record, audit_snapshot
 from jobops.exceptions import ApplicationError, InUse
-from jobs.models import Job
+from jobops.roles import Role, is_admin
 
 from .models import User
 
@@ -56,16 +57,8 @@ class LastAdmin(ApplicationError):
 # --- helpers -----------------------------------------------------------------------------------------------------
 
 
-def _is_admin(actor: Any) -> bool:
-    return bool(
-        actor is not None
-        and getattr(actor, "is_active", False)
-        and (getattr(actor, "role", None) == User.Role.ADMIN or getattr(actor, "is_superuser", False))
-    )
-
-
 def _ensure_admin(actor: Any) -> None:
-    if not _is_admin(actor):
+    if not is_admin(actor):
         raise PermissionDenied("Only an admin may manage users.")
 
 
@@ -78,9 +71,9 @@ def _lock_user(user_id: int) -> User:
 
 def _apply_role_flags(user: User) -> None:
     # Admin site access follows the role (STYLE: the role is the permission model; groups are not used).
-    is_admin = user.role == User.Role.ADMIN
-    user.is_staff = is_admin
-    user.is_superuser = is_admin
+    has_admin_role = user.role == Role.ADMIN
+    user.is_staff = has_admin_role
+    user.is_superuser = has_admin_role
 
 
 def _ensure_other_active_admin(user: User) -> None:
@@ -88,7 +81,7 @@ def _ensure_other_active_admin(user: User) -> None:
     each other at the same moment cannot both succeed)."""
     others = list(
         User.objects.select_for_update()
-        .filter(role=User.Role.ADMIN, is_active=True)
+        .filter(role=Role.ADMIN, is_active=True)
         .exclude(pk=user.pk)
         .values_list("pk", flat=True)[:1]
     )
@@ -163,13 +156,13 @@ def user_update(*, actor: Any, user_id: int, data: Mapping[str, Any]) -> User:
     other fields; a request that changes nothing writes nothing. Demoting or deactivating the last active admin is a
     409 (``last_admin``). Deactivation revokes the user's refresh tokens.
     """
-    is_admin = _is_admin(actor)
+    actor_is_admin = is_admin(actor)
     is_self = getattr(actor, "pk", None) == user_id
-    if not is_admin and not is_self:
+    if not actor_is_admin and not is_self:
         raise PermissionDenied("Only an admin may change other users.")
-    allowed = ADMIN_FIELDS if is_admin else PROFILE_FIELDS
+    allowed = ADMIN_FIELDS if actor_is_admin else PROFILE_FIELDS
     forbidden = sorted(key for key in data if key in (*ADMIN_FIELDS, "password") and key not in allowed)
-    if "password" in data and is_admin and not is_self:
+    if "password" in data and actor_is_admin and not is_self:
         forbidden.remove("password")
     if forbidden:
         if forbidden == ["password"] and is_self:
@@ -191,8 +184,8 @@ def user_update(*, actor: Any, user_id: int, data: Mapping[str, Any]) -> User:
     if not changes and new_password is None:
         return user
 
-    losing_admin = before["role"] == User.Role.ADMIN and before["is_active"]
-    if losing_admin and (user.role != User.Role.ADMIN or not user.is_active):
+    losing_admin = before["role"] == Role.ADMIN and before["is_active"]
+    if losing_admin and (user.role != Role.ADMIN or not user.is_active):
         _ensure_other_active_admin(user)
 
     update_fields = list(changes)
@@ -232,12 +225,10 @@ def user_delete(*, actor: Any, user_id: int) -> None:
     ``in_use``: deactivate instead), nor can the last active admin (409 ``last_admin``). Writes ``user.deleted``
     with the user's last state; audit rows that name the user stay (they hold plain ids)."""
     _ensure_admin(actor)
-    # FOR UPDATE conflicts with the key-share lock a concurrent job insert takes on this row, so the check below
-    # cannot be overtaken by a new job that references the user.
+    # FOR UPDATE conflicts with the key-share lock a concurrent job insert takes on this row, so the delete below
+    # cannot be overtaken by a new job that references the user (that insert waits, then fails on the foreign key).
     user = _lock_user(user_id)
-    if Job.objects.filter(Q(assigned_to_id=user.pk) | Q(created_by_id=user.pk)).exists():
-        raise InUse("This user is referenced by jobs; deactivate the user instead.")
-    if user.role == User.Role.ADMIN and user.is_active:
+    if user.role == Role.ADMIN and user.is_active:
         _ensure_other_active_admin(user)
     snapshot = audit_snapshot(user, AUDIT_FIELDS)
     audit_record(
@@ -246,6 +237,10 @@ def user_delete(*, actor: Any, user_id: int) -> None:
     try:
         with transaction.atomic():
             user.delete()
+    except (ProtectedError, RestrictedError):
+        # Jobs reference their assignee and creator with PROTECT: Django's delete collector refuses before any
+        # row is deleted. The outer transaction rolls back the audit entry written above.
+        raise InUse("This user is referenced by jobs; deactivate the user instead.") from None
     except IntegrityError:
         raise InUse("This user is referenced by other records; deactivate the user instead.") from None
 

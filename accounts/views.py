@@ -11,8 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import ADMIN, ADMIN_ONLY, SALES_AGENT
 from jobops.api import ScopedViewSet
+from jobops.roles import ADMIN, ADMIN_ONLY, SALES_AGENT
+from jobops.throttles import LoginIPThrottle, LoginUserThrottle, PasswordChangeThrottle
 
 from . import selectors, services
 from .filters import UserFilter
@@ -29,7 +30,6 @@ from .serializers import (
     UserReadSerializer,
     UserUpdateSerializer,
 )
-from .throttles import LoginIPThrottle, LoginUserThrottle, PasswordChangeThrottle
 
 NO_BODY = OpenApiResponse(description="No content.")
 

@@ -12,18 +12,13 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from accounts.models import User
+from jobops.admin import StaffAdminPermissions
 
 from .models import AuditEntry
 
 
-def _is_staff_admin(request: HttpRequest) -> bool:
-    user = request.user
-    return bool(user.is_active and user.is_staff and getattr(user, "role", None) == User.Role.ADMIN)
-
-
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(StaffAdminPermissions, admin.ModelAdmin):
     list_display = ("at", "actor_label", "action", "object_type", "object_id", "object_repr", "job_id", "source")
     list_filter = ("source",)
     search_fields = ("=action", "=object_type", "=request_id", "actor_label", "object_repr")
@@ -46,6 +41,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = None
 
+    # Viewing follows StaffAdminPermissions (staff admins, or the Django view permission); writing is nobody's.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -54,9 +50,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _is_staff_admin(request) or super().has_view_permission(request, obj)
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return _is_staff_admin(request) or super().has_module_permission(request)

@@ -7,14 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
-from rest_framework.exceptions import PermissionDenied
 
-from accounts.admin import ServiceErrorsAsMessages, StaffAdminPermissions, error_message
-from jobops.exceptions import ApplicationError
+from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPermissions, error_message
 
 from . import services
 from .models import Equipment
@@ -55,7 +52,7 @@ class EquipmentAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.Model
         for pk, name in queryset.values_list("pk", "name"):
             try:
                 services.equipment_delete(actor=request.user, equipment_id=pk)
-            except (ApplicationError, ValidationError, PermissionDenied) as exc:
+            except SERVICE_ERRORS as exc:
                 refused.append(f"{name} ({error_message(exc)})")
         if refused:
             self.message_user(request, f"Not deleted: {'; '.join(refused)}", level=messages.WARNING)

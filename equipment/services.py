@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import PermissionDenied
 
-from accounts.models import User
 from audit.services import audit_diff, audit_record, audit_snapshot
 from jobops.exceptions import InUse
+from jobops.roles import is_admin
 
 from .models import Equipment
 
@@ -25,12 +25,7 @@ DUPLICATE_SERIAL = "Equipment with this serial number already exists."
 
 
 def _ensure_admin(actor: Any) -> None:
-    # Superusers (createsuperuser) count as admins so the Django admin works for them too.
-    if not (
-        actor is not None
-        and getattr(actor, "is_active", False)
-        and (getattr(actor, "role", None) == User.Role.ADMIN or getattr(actor, "is_superuser", False))
-    ):
+    if not is_admin(actor):
         raise PermissionDenied("Only an admin may manage equipment.")
 
 

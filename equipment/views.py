@@ -10,8 +10,8 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.permissions import ADMIN_ONLY, ALL_ROLES
 from jobops.api import ScopedViewSet
+from jobops.roles import ADMIN_ONLY, ALL_ROLES
 
 from . import selectors, services
 from .filters import EquipmentFilter

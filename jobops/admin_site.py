@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 
-from accounts.throttles import LoginIPThrottle, LoginUserThrottle
+from jobops.throttles import LoginIPThrottle, LoginUserThrottle
 
 
 class JobOpsAdminSite(admin.AdminSite):

@@ -1,19 +1,17 @@
 """Django admin for jobs, with their ordered tasks inline. Every save goes through ``jobs.services``, so admin edits
 are validated, locked and audited (source ``admin``) exactly like API calls; business-rule conflicts are shown as
-form errors instead of being written."""
+messages (``jobops.admin.ServiceErrorsAsMessages``: the whole admin request rolls back) instead of being written."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import HttpRequest, HttpResponseRedirect
-from rest_framework.exceptions import PermissionDenied
+from django.http import HttpRequest
 
+from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPermissions, error_message
 from jobops.exceptions import ApplicationError
 
 from . import services
@@ -36,7 +34,7 @@ class JobAdminForm(ModelForm):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin):
     form = JobAdminForm
     inlines = [JobTaskInline]
     list_display = ("id", "title", "client_name", "status", "priority", "scheduled_date", "overdue", "assigned_to")
@@ -80,21 +78,18 @@ class JobAdmin(admin.ModelAdmin):
             else:
                 formset.new_objects.append(services.task_add(actor=request.user, job_id=job.pk, data=data))
 
-    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        # The services raise on conflicts; show them as a message and roll the whole save back.
-        try:
-            with transaction.atomic():
-                return super().changeform_view(request, *args, **kwargs)
-        except (ApplicationError, ValidationError, PermissionDenied) as exc:
-            self.message_user(request, f"Not saved: {_message(exc)}", level=messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(actor=request.user, job_id=obj.pk)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        refused = []
         for pk in queryset.values_list("pk", flat=True):
-            services.job_delete(actor=request.user, job_id=pk)
+            try:
+                services.job_delete(actor=request.user, job_id=pk)
+            except SERVICE_ERRORS as exc:
+                refused.append(f"#{pk} ({error_message(exc)})")
+        if refused:
+            self.message_user(request, f"Not deleted: {'; '.join(refused)}", level=messages.WARNING)
 
     @admin.action(description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -106,13 +101,3 @@ class JobAdmin(admin.ModelAdmin):
             except ApplicationError:
                 refused += 1
         self.message_user(request, f"Cancelled {done} job(s); {refused} could not be cancelled.")
-
-
-def _message(exc: Exception) -> str:
-    if isinstance(exc, ApplicationError):
-        return exc.message
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in getattr(exc, "message_dict", {}).items()) or str(
-            exc
-        )
-    return str(exc)

@@ -1,4 +1,7 @@
-"""Read-only Django admin for the email outbox, with a "retry" action for failed rows (through the service)."""
+"""Read-only Django admin for the email outbox, with a "retry" action for failed rows (through the service).
+
+Staff users with the admin role may browse it (as they may read ``/api/notifications/``) and retry failed rows.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,16 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import User
+from jobops.admin import StaffAdminPermissions
 from jobops.exceptions import ApplicationError
+from jobops.roles import is_admin
 
-from . import services
+from . import delivery
 from .models import Notification
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(StaffAdminPermissions, admin.ModelAdmin):
     list_display = ("id", "created_at", "kind", "recipient", "job_id", "status", "attempts", "sent_at")
     list_filter = ("status", "kind")
     search_fields = ("=recipient", "=job__id", "subject")
@@ -40,6 +44,7 @@ class NotificationAdmin(admin.ModelAdmin):
         "sent_at",
     )
 
+    # Viewing follows StaffAdminPermissions (staff admins, or the Django view permission); only ``retry`` writes.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -51,7 +56,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         # Re-queueing is a write: only staff users with the admin role (as for POST .../retry/ in the API).
-        return getattr(request.user, "role", None) == User.Role.ADMIN and self.has_view_permission(request)
+        return is_admin(request.user) and self.has_view_permission(request)
 
     @admin.action(description="Retry the selected failed notifications", permissions=["retry"])
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
@@ -59,7 +64,7 @@ class NotificationAdmin(admin.ModelAdmin):
         # The request middleware already marks admin requests as source "admin" for the audit entries.
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                services.notification_retry(actor=request.user, notification_id=pk)
+                delivery.notification_retry(actor=request.user, notification_id=pk)
             except ApplicationError:
                 skipped += 1
             else:

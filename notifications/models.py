@@ -5,7 +5,7 @@ from django.db import models
 class Notification(models.Model):
     """The email outbox: a row is written in the same transaction as the change that asks for the email.
 
-    Delivery (``notifications.services.notification_deliver``) locks the row, sends and marks it ``sent``, so a
+    Delivery (``notifications.delivery.notification_deliver``) locks the row, sends and marks it ``sent``, so a
     redelivered task sends nothing twice. ``dedupe_key`` makes "once per overdue episode" and "one reminder per
     technician per day" database facts rather than hopes.
     """

@@ -6,17 +6,18 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from accounts.models import User
+from jobops.roles import is_admin
 
 from .models import Notification
 
 
 def notification_list_for(*, user: Any) -> QuerySet[Notification]:
-    """The outbox, newest first, for admins; an empty queryset for any other role (scoping fails closed).
+    """The outbox, newest first, for admins (``jobops.roles.is_admin``); an empty queryset for anyone else (scoping
+    fails closed).
 
     The API shape needs no joins (``job`` is rendered as its id), so a page is one query plus the paginator's
     count whatever the page size.
     """
-    if getattr(user, "role", None) != User.Role.ADMIN:
+    if not is_admin(user):
         return Notification.objects.none()
     return Notification.objects.order_by("-created_at", "-id")

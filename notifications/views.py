@@ -10,10 +10,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.permissions import ADMIN_ONLY
 from jobops.api import ScopedViewSet
+from jobops.roles import ADMIN_ONLY
 
-from . import selectors, services
+from . import delivery, selectors
 from .filters import NotificationFilter
 from .serializers import NotificationReadSerializer
 
@@ -47,5 +47,5 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         notification = self.get_object()
-        notification = services.notification_retry(actor=request.user, notification_id=notification.pk)
+        notification = delivery.notification_retry(actor=request.user, notification_id=notification.pk)
         return self.render(notification)

@@ -14,19 +14,19 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobops.context import audit_context
-from notifications.services import (
+from jobs.reminders import jobs_send_daily_reminders
+from notifications.delivery import (
     RETRY_BACKOFF_MAX_SECONDS,
     Outcome,
-    enqueue_deliveries,
     notification_deliver,
     notifications_requeue_unsent,
-    notifications_send_daily_reminders,
 )
+from notifications.services import enqueue_deliveries
 
 
 @shared_task(
     bind=True,
-    name="notifications.deliver",
+    name="notifications.deliver",  # published by this name from notifications.services (DELIVER_TASK)
     acks_late=True,
     # SMTP refusals and network errors are expected: retry with exponential backoff (1, 2, 4 ... s, capped,
     # with full jitter). The row's attempt counter decides when to give up (it is marked failed then), so this
@@ -47,7 +47,7 @@ def deliver_notification(self: Task, notification_id: int) -> str:
     return str(result.outcome)
 
 
-@shared_task(name="notifications.enqueue", acks_late=True)
+@shared_task(name="notifications.enqueue", acks_late=True)  # published by name (ENQUEUE_TASK)
 def enqueue_notifications(ids: list[int]) -> int:
     """Fan out a chunk of outbox ids (published by a large sweep) into one delivery task each. Publishing twice
     after a redelivery is harmless: delivery skips rows that are no longer pending."""
@@ -76,7 +76,8 @@ def requeue_unsent() -> int:
 @shared_task(name="notifications.send_daily_reminders", acks_late=True)
 def send_daily_reminders(today: str | None = None) -> int:
     """Beat, daily at 07:00 in TIME_ZONE: one reminder per technician with open tasks on jobs scheduled ``today``
-    (ISO date; default today in TIME_ZONE). Never twice for the same technician and day."""
+    (ISO date; default today in TIME_ZONE), through ``jobs.reminders.jobs_send_daily_reminders``. Never twice for
+    the same technician and day."""
     day = datetime.date.fromisoformat(today) if today else timezone.localdate()
     with audit_context(source="task", system="notifications.send_daily_reminders"):
-        return len(notifications_send_daily_reminders(today=day))
+        return len(jobs_send_daily_reminders(today=day))

@@ -13,8 +13,8 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from accounts import services
 from accounts.models import User
 from audit.models import AuditEntry
-from jobops.exceptions import ApplicationError
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from jobops.exceptions import ApplicationError, InUse
+from tests.factories import DEFAULT_PASSWORD, JobFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -53,10 +53,34 @@ def test_inactive_admin_cannot_act(admin_user, technician):
         services.user_update(actor=admin_user, user_id=technician.pk, data={"first_name": "x"})
 
 
-def test_superuser_without_admin_role_counts_as_admin(technician):
+def test_superuser_flag_without_admin_role_is_not_an_admin(technician):
+    # The role alone makes an admin (jobops.roles.is_admin): a row whose flags were edited behind the services' back
+    # gets the technician's answer here, as it does from the API's role map and selectors.
     root = UserFactory(role="technician", is_staff=True, is_superuser=True)
+    with pytest.raises(PermissionDenied):
+        services.user_update(actor=root, user_id=technician.pk, data={"first_name": "Set"})
+    with pytest.raises(PermissionDenied):
+        services.user_delete(actor=root, user_id=technician.pk)
+    technician.refresh_from_db()
+    assert technician.first_name != "Set" and not AuditEntry.objects.exists()
+
+
+def test_createsuperuser_user_may_manage_users(technician):
+    root = User.objects.create_superuser("root", "root@example.com", GOOD)
     services.user_update(actor=root, user_id=technician.pk, data={"first_name": "Set"})
     assert AuditEntry.objects.get().actor_id == root.pk
+
+
+@pytest.mark.parametrize("relation", ["assigned_to", "created_by"])
+def test_user_referenced_by_a_job_is_not_deleted(admin_user, technician, sales_agent, relation):
+    # The jobs' PROTECT foreign keys refuse the delete (accounts imports nothing of jobs); same 409 as ever.
+    user = technician if relation == "assigned_to" else sales_agent
+    JobFactory(created_by=sales_agent, assigned_to=technician)
+    with pytest.raises(InUse, match="^This user is referenced by jobs; deactivate the user instead.$") as err:
+        services.user_delete(actor=admin_user, user_id=user.pk)
+    assert err.value.code == "in_use"
+    assert User.objects.filter(pk=user.pk).exists()
+    assert not AuditEntry.objects.exists()  # the user.deleted entry rolled back with the refused delete
 
 
 def test_failed_create_writes_nothing(admin_user):

@@ -12,13 +12,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from .models import User
-
-ADMIN = User.Role.ADMIN
-TECHNICIAN = User.Role.TECHNICIAN
-SALES_AGENT = User.Role.SALES_AGENT
-ALL_ROLES = frozenset({ADMIN, TECHNICIAN, SALES_AGENT})
-ADMIN_ONLY = frozenset({ADMIN})
+from jobops.roles import is_admin
 
 
 def _role(request: Request) -> str | None:
@@ -51,5 +45,7 @@ class HasActionRole(BasePermission):
 
 
 class IsAdminRole(BasePermission):
+    """Admins only (``jobops.roles.is_admin``)."""
+
     def has_permission(self, request: Request, view: Any) -> bool:
-        return _role(request) == ADMIN
+        return is_admin(request.user)
