@@ -5,17 +5,27 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from jobops.fields import StrictBooleanField, StrictCharField
+from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField
 
 from .models import Equipment
 from .services import DUPLICATE_SERIAL
 
 
-class EquipmentReadSerializer(serializers.ModelSerializer):
+class EquipmentReadSerializer(ReadModelSerializer):
     class Meta:
         model = Equipment
         fields = ["id", "name", "type", "serial_number", "is_active", "description", "created_at", "updated_at"]
         read_only_fields = fields
+
+
+class EquipmentBriefSerializer(ReadModelSerializer):
+    """Equipment as a task lists it (``required_equipment``), by id."""
+
+    class Meta:
+        model = Equipment
+        fields = ["id", "name", "type", "serial_number", "is_active"]
+        read_only_fields = fields
+        ordering = ["id"]  # as a nested list
 
 
 class EquipmentWriteSerializer(serializers.ModelSerializer):

@@ -1,8 +1,13 @@
-"""The scoped ViewSet base every JobOps resource uses.
+"""The scoped ViewSet base every JobOps API view uses: the one point where a request's queryset is decided.
 
-``get_queryset`` always goes through the resource's selector with ``request.user`` (scope once, fail closed), the
-role map decides who may run each action, and writes validate with a write serializer, call one service, re-fetch
-the result through the scoped selector and render it with the read serializer.
+``get_queryset`` always starts from the resource's scope selector called with ``request.user`` (scope once, fail
+closed: an object outside the scope is a 404), and subclasses only *shape* what it returns (``shape_queryset``:
+annotations, ordering, related rows), never filter it by user. The role map (``allowed_roles``, default deny)
+decides who may run each action. Writes validate with a write serializer, call one service, re-fetch the result
+through the scope and render it with the read serializer.
+
+Read shapes that the database renders (``jobops.jsonshape``: jobs and tasks) go through ``rendered_page`` and
+``rendered_object``: one statement for a page and its count, one for an object.
 """
 
 from __future__ import annotations
@@ -10,16 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+import orjson
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
+from django.http import Http404
 from rest_framework import serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.permissions import HasActionRole
+from jobops.jsonshape import count_of, json_object, json_text, render_array
+from jobops.permissions import HasActionRole
+
+#: No table has 2**62 rows: a larger offset (a huge ``?page=``) selects nothing, as it should, without overflowing a
+#: bigint OFFSET; the paginator then answers 404 for a page past the end.
+MAX_OFFSET = 2**62
 
 
 class ScopedViewSet(viewsets.GenericViewSet):
-    #: selector(user=...) -> QuerySet, already scoped to what the user may see.
+    #: selector(user=...) -> QuerySet: the model's one scope definition, already limited to what the user may see.
     selector: ClassVar[Callable[..., QuerySet[Any]]]
     allowed_roles: ClassVar[Mapping[str, frozenset[str]]] = {}
     read_serializer_class: ClassVar[type[serializers.BaseSerializer]]
@@ -27,8 +40,13 @@ class ScopedViewSet(viewsets.GenericViewSet):
     permission_classes = [IsAuthenticated, HasActionRole]
 
     def get_queryset(self) -> QuerySet[Any]:
-        # Looked up on the class so a plain function is not bound as a method.
-        return type(self).selector(user=self.request.user)
+        # Looked up on the class so a plain function is not bound as a method. Not overridable in spirit: subclasses
+        # shape the scoped queryset in ``shape_queryset``.
+        return self.shape_queryset(type(self).selector(user=self.request.user))
+
+    def shape_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """What the current action needs of the scoped ``queryset`` (annotations, order, related rows)."""
+        return queryset
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         # Filters and ordering are list parameters: a detail URL or an action ignores them (get_object() would
@@ -54,3 +72,55 @@ class ScopedViewSet(viewsets.GenericViewSet):
         fresh = self.get_queryset().get(pk=instance.pk)
         data = self.read_serializer_class(fresh, context=self.get_serializer_context()).data
         return Response(data, status=status_code)
+
+    # --- database-rendered shapes (jobops.jsonshape) -----------------------------------------------------------
+
+    def rendered_page(self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer]) -> Response:
+        """The paginated list of ``queryset`` (scoped, filtered, ordered) rendered by ``serializer_class``.
+
+        The page and the total come from one statement. The page parameters are validated after the filters were
+        applied, so bad input gets the same 400s as through ``paginate_queryset``; a page past the end is a 404.
+        """
+        paginator = self.paginator
+        number, size = paginator.requested_page(self.request)  # type: ignore[union-attr]
+        offset = min((number - 1) * size, MAX_OFFSET)
+        body = json_text(json_object(serializer_class, queryset.model))
+        rows = list(queryset.values_list(body, count_of(queryset))[offset : offset + size])
+        # Without a row the total is not needed: page 1 of nothing is an empty page, any later page a 404.
+        count = rows[0][1] if rows else 0
+        return paginator.counted_response(  # type: ignore[union-attr]
+            self.request, number=number, size=size, count=count, results=render_array(row[0] for row in rows)
+        )
+
+    def rendered_object(
+        self,
+        serializer_class: type[serializers.BaseSerializer] | None = None,
+        *,
+        queryset: QuerySet[Any] | None = None,
+        pk: Any = None,
+        expression: Any = None,
+        status_code: int = status.HTTP_200_OK,
+    ) -> Response:
+        """The object ``pk`` (default: the URL's) of ``queryset`` (default: the view's scoped queryset), rendered by
+        ``serializer_class`` (or by the JSON ``expression``, e.g. a nested array); 404 when it is outside the scope.
+        One statement.
+
+        The same 404s as ``get_object()`` (an id that is not a number, out of range, or outside the scope), and the
+        role map's object check once the object is known to be visible.
+        """
+        if queryset is None:
+            queryset = self.get_queryset()
+        if pk is None:
+            pk = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        try:
+            queryset = queryset.filter(pk=pk)
+        except (TypeError, ValueError, ValidationError):
+            raise Http404 from None  # as DRF's get_object_or_404: "Not found."
+        if expression is None:
+            assert serializer_class is not None
+            expression = json_object(serializer_class, queryset.model)
+        bodies = list(queryset.order_by().values_list(json_text(expression), flat=True)[:1])
+        if not bodies:
+            raise Http404(f"No {queryset.model._meta.object_name} matches the given query.")
+        self.check_object_permissions(self.request, None)
+        return Response(orjson.Fragment(bodies[0]), status=status_code)

@@ -7,11 +7,14 @@ wrong type is a 400, so write serializers use these instead.
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
+from django.db.models import Manager
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
+from rest_framework.serializers import LIST_SERIALIZER_KWARGS, LIST_SERIALIZER_KWARGS_REMOVE
 
 
 class StrictCharField(serializers.CharField):
@@ -79,6 +82,46 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         return StrictManyRelatedField(**list_kwargs)
 
 
+class UTCDateTimeField(serializers.DateTimeField):
+    """A datetime rendered in UTC (``...Z``), whatever ``TIME_ZONE`` is: ``TIME_ZONE`` only decides what "today" is.
+    Input with an offset is converted as DRF does; naive input is read as UTC."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("default_timezone", datetime.UTC)
+        super().__init__(**kwargs)
+
+
+class OrderedListSerializer(serializers.ListSerializer):
+    """A nested list in the order its child serializer declares (``Meta.ordering``), as ``jobops.jsonshape`` renders
+    it; a related manager is ordered accordingly (a list given as it is is left alone)."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        ordering = getattr(getattr(self.child, "Meta", None), "ordering", None)
+        if ordering and isinstance(data, Manager):
+            data = data.order_by(*ordering)
+        return super().to_representation(data)
+
+
+class ReadModelSerializer(serializers.ModelSerializer):
+    """The base of every read serializer: model datetimes render in UTC (``UTCDateTimeField``), and a ``many=True``
+    nesting follows ``Meta.ordering`` (``OrderedListSerializer``)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+    }
+
+    @classmethod
+    def many_init(cls, *args: Any, **kwargs: Any) -> serializers.ListSerializer:
+        list_kwargs: dict[str, Any] = {}
+        for key in LIST_SERIALIZER_KWARGS_REMOVE:
+            value = kwargs.pop(key, None)
+            if value is not None:
+                list_kwargs[key] = value
+        list_kwargs["child"] = cls(*args, **kwargs)
+        list_kwargs.update({key: value for key, value in kwargs.items() if key in LIST_SERIALIZER_KWARGS})
+        return OrderedListSerializer(*args, **list_kwargs)
+
+
 class StrictModelSerializer(serializers.ModelSerializer):
     """A ModelSerializer whose generated text and boolean fields are strict about JSON types."""
 
@@ -97,6 +140,7 @@ def _strict_mapping() -> None:
     mapping[models.BooleanField] = StrictBooleanField
     for model_field in (models.IntegerField, models.PositiveIntegerField, models.BigIntegerField):
         mapping[model_field] = StrictIntegerField
+    ReadModelSerializer.serializer_field_mapping[models.DateTimeField] = UTCDateTimeField
 
 
 _strict_mapping()

@@ -12,7 +12,6 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("equipment.urls")),
     path("api/", include("jobs.urls")),
-    path("api/", include("jobs.report_urls")),
     path("api/", include("audit.urls")),
     path("api/", include("notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -10,10 +10,11 @@ from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
 from jobops.filters import IdFilter, StrictBooleanFilter
 
+from . import rules
 from .models import Job, JobTask
 
 PRIORITY_RANK = Case(
-    *(When(priority=priority, then=Value(rank)) for priority, rank in Job.PRIORITY_RANK.items()),
+    *(When(priority=priority, then=Value(rank)) for priority, rank in rules.PRIORITY_RANK.items()),
     default=Value(-1),
     output_field=IntegerField(),
 )

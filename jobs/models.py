@@ -18,10 +18,6 @@ class Job(TimestampedModel):
         HIGH = "high", "High"
         URGENT = "urgent", "Urgent"
 
-    OPEN_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
-    FROZEN_STATUSES = (Status.COMPLETED, Status.CANCELLED)
-    PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
-
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     client_name = models.CharField(max_length=200)
@@ -45,7 +41,8 @@ class Job(TimestampedModel):
             models.Index(fields=["assigned_to", "scheduled_date", "id"], name="job_assignee_sched_idx"),
             models.Index(fields=["created_by", "scheduled_date", "id"], name="job_creator_sched_idx"),
             models.Index(fields=["scheduled_date", "id"], name="job_sched_id_idx"),
-            # The daily sweep and the day view look for open jobs by date.
+            # The daily sweep and the day view look for open jobs by date (jobs.rules.JOB_OPEN_STATUSES: a migration
+            # and a constraint need literal values).
             models.Index(
                 fields=["scheduled_date"],
                 name="job_open_sched_idx",
@@ -65,10 +62,6 @@ class Job(TimestampedModel):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
-
-    @property
-    def is_frozen(self) -> bool:
-        return self.status in self.FROZEN_STATUSES
 
 
 class JobTask(models.Model):

@@ -1,34 +1,45 @@
-"""Reads of jobs and tasks, scoped by role. Views never touch ``Job.objects`` directly."""
+"""Reads of jobs and tasks. Who sees what is defined once, in ``job_scope_q``; every read of jobs or tasks (the API
+views, the dashboard, analytics, a job's history, the coming change feed) starts from ``job_scope`` or
+``task_scope``, which apply it."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404
 
-from accounts.models import User
-from equipment.models import Equipment
+from jobops.roles import ADMIN, SALES_AGENT, TECHNICIAN
 
 from .models import Job, JobTask
 
+#: The job list's default order: scheduled date, then id.
+JOB_ORDER = ("scheduled_date", "id")
 
-def job_scope_for(*, user: Any) -> QuerySet[Job]:
-    """The jobs ``user`` may see: admin all, technician the jobs assigned to them, sales agent the jobs they created.
 
-    Any other user (or role) sees nothing: scoping fails closed.
-    """
-    qs = Job.objects.all()
-    role = getattr(user, "role", None)
-    if role == User.Role.ADMIN:
-        return qs
-    if role == User.Role.TECHNICIAN:
-        return qs.filter(assigned_to_id=user.pk)
-    if role == User.Role.SALES_AGENT:
-        return qs.filter(created_by_id=user.pk)
-    return qs.none()
+def job_scope_q(*, user: Any, prefix: str = "") -> Q:
+    """The jobs ``user`` may see, as a filter on jobs reached through ``prefix`` (``"job__"`` from a task): admin all,
+    technician the jobs assigned to them, sales agent the jobs they created. Any other user (an anonymous one, an
+    unknown role) sees nothing: scoping fails closed. The role is read from the user row, never from token claims."""
+    role = getattr(user, "role", None) if getattr(user, "is_authenticated", False) else None
+    if role == ADMIN:
+        return Q()
+    if role == TECHNICIAN:
+        return Q(**{f"{prefix}assigned_to_id": user.pk})
+    if role == SALES_AGENT:
+        return Q(**{f"{prefix}created_by_id": user.pk})
+    return Q(**{f"{prefix}pk__in": []})  # matches nothing; the database is not even asked
+
+
+def job_scope(*, user: Any) -> QuerySet[Job]:
+    """The jobs ``user`` may see (``job_scope_q``)."""
+    return Job.objects.filter(job_scope_q(user=user))
+
+
+def task_scope(*, user: Any) -> QuerySet[JobTask]:
+    """The tasks ``user`` may see: those of the jobs in their scope (``job_scope_q``), by job then order."""
+    return JobTask.objects.filter(job_scope_q(user=user, prefix="job__")).order_by("job_id", "order")
 
 
 def _task_count(**conditions: Any) -> Coalesce:
@@ -50,60 +61,7 @@ def _task_count_annotations() -> dict[str, Coalesce]:
     return {"tasks_total": _task_count(), "tasks_completed": _task_count(status=JobTask.Status.COMPLETED)}
 
 
-def with_task_counts(qs: QuerySet[Job]) -> QuerySet[Job]:
-    return qs.annotate(**_task_count_annotations())
-
-
-#: The job list's default order: scheduled date, then id.
-JOB_ORDER = ("scheduled_date", "id")
-
-
-def job_list_for(*, user: Any) -> QuerySet[Job]:
-    """Jobs in ``user``'s scope with their task counts, in the default order (``JOB_ORDER``).
-
-    Rendering a page costs one query (plus the paginator's count), whatever the page size.
-    """
-    return with_task_counts(job_scope_for(user=user)).order_by(*JOB_ORDER)
-
-
-def job_page_for(*, user: Any) -> QuerySet[Job]:
-    """Jobs in ``user``'s scope in the default order, without task counts: for ``jobs.pgjson``, which counts them in
-    the statement that renders the page."""
-    return job_scope_for(user=user).order_by(*JOB_ORDER)
-
-
-def job_detail_for(*, user: Any) -> QuerySet[Job]:
-    """Like ``job_list_for``, with the ordered tasks and their equipment prefetched (three queries in all)."""
-    return job_list_for(user=user).prefetch_related(Prefetch("tasks", queryset=task_queryset()))
-
-
-def job_get_for(*, user: Any, job_id: Any) -> Job:
-    """One job in ``user``'s scope, or ``Http404`` (an out-of-scope job is indistinguishable from a missing one)."""
-    try:
-        return job_scope_for(user=user).get(pk=int(job_id))
-    except (Job.DoesNotExist, TypeError, ValueError):
-        raise Http404("No Job matches the given query.") from None
-
-
-def task_queryset() -> QuerySet[JobTask]:
-    return JobTask.objects.prefetch_related(
-        Prefetch("required_equipment", queryset=Equipment.objects.order_by("id"))
-    ).order_by("job_id", "order")
-
-
-def task_scope_for(*, user: Any) -> QuerySet[JobTask]:
-    """Tasks whose job is in ``user``'s scope (same rules as ``job_scope_for``), equipment prefetched."""
-    role = getattr(user, "role", None)
-    qs = task_queryset()
-    if role == User.Role.ADMIN:
-        return qs
-    if role == User.Role.TECHNICIAN:
-        return qs.filter(job__assigned_to_id=user.pk)
-    if role == User.Role.SALES_AGENT:
-        return qs.filter(job__created_by_id=user.pk)
-    return qs.none()
-
-
-def job_tasks_for(*, job: Job) -> QuerySet[JobTask]:
-    """The tasks of one (already scoped) job, in order, with their equipment."""
-    return task_queryset().filter(job=job)
+def with_task_counts(jobs: QuerySet[Job]) -> QuerySet[Job]:
+    """``jobs`` (already scoped) with ``tasks_total`` and ``tasks_completed``, in the default order (``JOB_ORDER``):
+    what ``JobReadSerializer`` renders."""
+    return jobs.annotate(**_task_count_annotations()).order_by(*JOB_ORDER)

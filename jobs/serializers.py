@@ -1,5 +1,9 @@
 """Shapes of jobs and tasks. Read serializers render; write serializers validate input and never save.
 
+Each read serializer is the one declaration of its response shape: ``jobops.jsonshape`` derives the SQL that renders
+it (tests compare the two renderings whole, on SQLite and PostgreSQL). ``Meta.ordering`` on a serializer nested with
+``many=True`` is the order of the nested array.
+
 Read-only fields (``status``, ``created_by``, ``job``, timestamps, ``overdue``) are simply absent from the write
 serializers, so a client that sends them has them ignored, never applied.
 """
@@ -10,19 +14,13 @@ from rest_framework import serializers
 
 from accounts.models import User
 from equipment.models import Equipment
-from jobops.fields import StrictIntegerField, StrictModelSerializer, StrictPrimaryKeyRelatedField
+from equipment.serializers import EquipmentBriefSerializer
+from jobops.fields import ReadModelSerializer, StrictIntegerField, StrictModelSerializer, StrictPrimaryKeyRelatedField
 
 from .models import Job, JobTask
 
 
-class EquipmentBriefSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Equipment
-        fields = ["id", "name", "type", "serial_number", "is_active"]
-        read_only_fields = fields
-
-
-class JobTaskReadSerializer(serializers.ModelSerializer):
+class JobTaskReadSerializer(ReadModelSerializer):
     required_equipment = EquipmentBriefSerializer(many=True, read_only=True)
 
     class Meta:
@@ -39,9 +37,10 @@ class JobTaskReadSerializer(serializers.ModelSerializer):
             "completed_at",
         ]
         read_only_fields = fields
+        ordering = ["order"]  # within a job (``JobDetailSerializer.tasks``)
 
 
-class JobReadSerializer(serializers.ModelSerializer):
+class JobReadSerializer(ReadModelSerializer):
     tasks_total = serializers.IntegerField(read_only=True)
     tasks_completed = serializers.IntegerField(read_only=True)
 

@@ -32,8 +32,10 @@ from accounts.models import User
 from audit.services import audit_build, audit_diff, audit_record, audit_record_many, audit_snapshot
 from equipment.models import Equipment
 from jobops.exceptions import InvalidTransition, JobFrozen, OpenTasks, OutOfOrder
+from jobops.roles import is_admin
 from notifications import services as notifications
 
+from . import rules
 from .models import Job, JobTask
 
 Status = Job.Status
@@ -84,17 +86,13 @@ def _lock_task(task_id: int) -> tuple[Job, JobTask]:
 
 
 def _ensure_not_frozen(job: Job) -> None:
-    if job.is_frozen:
+    if rules.is_frozen(job):
         raise JobFrozen(f"Job {job.pk} is {job.status}; reopen it before changing it or its tasks.")
-
-
-def _is_admin(actor: Any) -> bool:
-    return getattr(actor, "role", None) == User.Role.ADMIN
 
 
 def _ensure_may_edit(actor: Any, job: Job) -> None:
     """Editing a job or its tasks: admin, or the sales agent who created it."""
-    if _is_admin(actor):
+    if is_admin(actor):
         return
     if getattr(actor, "role", None) == User.Role.SALES_AGENT and job.created_by_id == actor.pk:
         return
@@ -103,7 +101,7 @@ def _ensure_may_edit(actor: Any, job: Job) -> None:
 
 def _ensure_may_work(actor: Any, job: Job) -> None:
     """Working on tasks and completing the job: admin, or the technician the job is assigned to."""
-    if _is_admin(actor):
+    if is_admin(actor):
         return
     if getattr(actor, "role", None) == User.Role.TECHNICIAN and job.assigned_to_id == actor.pk:
         return
@@ -129,13 +127,9 @@ def _validate_equipment(equipment: Iterable[Equipment], *, already: Iterable[int
     return items
 
 
-def _should_be_overdue(job: Job, today: datetime.date) -> bool:
-    return job.status in Job.OPEN_STATUSES and job.scheduled_date < today
-
-
 def _refresh_overdue(job: Job, today: datetime.date) -> bool:
     """Set ``job.overdue`` from its status and date; returns True when it became overdue (a new episode)."""
-    should = _should_be_overdue(job, today)
+    should = rules.is_overdue(status=job.status, scheduled_date=job.scheduled_date, today=today)
     became = should and not job.overdue
     job.overdue = should
     return became
@@ -251,7 +245,7 @@ def job_update(*, actor: User, job_id: int, data: Mapping[str, Any], today: date
 def job_delete(*, actor: User, job_id: int) -> None:
     """Delete a job and its tasks (admin only). Its audit entries, and its tasks', stay; ``job.deleted`` records
     the job's last state and the ids of the tasks removed with it."""
-    if not _is_admin(actor):
+    if not is_admin(actor):
         raise PermissionDenied("Only an admin may delete jobs.")
     job = _lock_job(job_id)
     snapshot = audit_snapshot(job, JOB_AUDIT_FIELDS)
@@ -303,7 +297,7 @@ def job_complete(*, actor: User, job_id: int, now: datetime.datetime | None = No
     now = now or timezone.now()
     job = _lock_job(job_id)
     _ensure_may_work(actor, job)
-    if job.status not in Job.OPEN_STATUSES:
+    if job.status not in rules.JOB_OPEN_STATUSES:
         raise InvalidTransition(f"A {job.status} job cannot be completed.")
     open_tasks = job.tasks.exclude(status=TaskStatus.COMPLETED).count()
     if open_tasks:
@@ -317,7 +311,7 @@ def job_complete(*, actor: User, job_id: int, now: datetime.datetime | None = No
 def job_reopen(*, actor: User, job_id: int) -> Job:
     """Reopen a frozen job (admin only): completed -> in_progress; cancelled -> pending, or in_progress when any of
     its tasks was started. ``completed_at`` is cleared and ``overdue`` recomputed; 409 for an open job."""
-    if not _is_admin(actor):
+    if not is_admin(actor):
         raise PermissionDenied("Only an admin may reopen jobs.")
     job = _lock_job(job_id)
     if job.status == Status.COMPLETED:

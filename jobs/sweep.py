@@ -22,12 +22,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.services import audit_build, audit_record_many
 from notifications.services import JobFacts, OverdueJob, Person, notify_jobs_overdue
 
+from . import rules
 from .models import Job
 
 SYSTEM_ACTOR = "flag_overdue_jobs"
@@ -69,13 +70,13 @@ class OverdueSweepResult:
 
 
 def jobs_to_flag(*, today: datetime.date) -> QuerySet[Job]:
-    """Open jobs scheduled before ``today`` that are not flagged yet."""
-    return Job.objects.filter(overdue=False, status__in=Job.OPEN_STATUSES, scheduled_date__lt=today)
+    """Jobs the overdue rule (``jobs.rules``) holds for that are not flagged yet."""
+    return Job.objects.filter(rules.overdue_q(today=today), overdue=False)
 
 
 def jobs_to_clear(*, today: datetime.date) -> QuerySet[Job]:
-    """Flagged jobs that are no longer overdue: closed, or (re)scheduled today or later."""
-    return Job.objects.filter(overdue=True).filter(~Q(status__in=Job.OPEN_STATUSES) | Q(scheduled_date__gte=today))
+    """Flagged jobs the overdue rule no longer holds for: closed, or (re)scheduled today or later."""
+    return Job.objects.filter(overdue=True).exclude(rules.overdue_q(today=today))
 
 
 def _person(row: dict[str, Any], prefix: str) -> Person | None:

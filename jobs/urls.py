@@ -1,9 +1,23 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from .analytics import AnalyticsViewSet
+from .dashboard import TechnicianDashboardViewSet
+from .equipment_usage import EquipmentUsageViewSet
 from .views import JobViewSet, TaskViewSet
 
 router = SimpleRouter(trailing_slash=True)
 router.register("jobs", JobViewSet, basename="job")
 router.register("tasks", TaskViewSet, basename="task")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path(
+        "dashboard/technician/",
+        TechnicianDashboardViewSet.as_view({"get": "list"}),
+        name="dashboard-technician",
+    ),
+    path("analytics/", AnalyticsViewSet.as_view({"get": "list"}), name="analytics"),
+    # Beside the equipment router's routes (equipment/ is below jobs in the app layers: see jobs.equipment_usage).
+    path("equipment/<int:pk>/usage/", EquipmentUsageViewSet.as_view({"get": "retrieve"}), name="equipment-usage"),
+    *router.urls,
+]

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.permissions import ADMIN, ALL_ROLES, SALES_AGENT, TECHNICIAN
+from audit.selectors import audit_history_of_job
+from audit.serializers import AuditEntryReadSerializer
 from jobops.api import ScopedViewSet
+from jobops.jsonshape import json_array
+from jobops.roles import ADMIN, ALL_ROLES, SALES_AGENT, TECHNICIAN
 
-from . import pgjson, rows, selectors, services
+from . import selectors, services
 from .filters import JobFilter, TaskFilter
-from .models import Job, JobTask
+from .models import Job
 from .serializers import (
     JobDetailSerializer,
     JobReadSerializer,
@@ -31,18 +32,6 @@ from .serializers import (
 EDITORS = frozenset({ADMIN, SALES_AGENT})
 WORKERS = frozenset({ADMIN, TECHNICIAN})
 NO_BODY = OpenApiResponse(description="No content.")
-
-
-def database_rendered_page(view: ScopedViewSet, render: Any) -> Response:
-    """A list page that ``render`` (``jobs.pgjson.job_page`` / ``task_page``) counts and renders in one statement.
-
-    The scoped queryset and its filters are the view's own, and they are applied before the page parameters are
-    read, so bad input gets the same 400 as through ``paginate_queryset``.
-    """
-    queryset = view.filter_queryset(view.get_queryset())
-    number, size = view.paginator.requested_page(view.request)
-    count, results = render(queryset, offset=(number - 1) * size, limit=size)
-    return view.paginator.counted_response(view.request, number=number, size=size, count=count, results=results)
 
 
 @extend_schema_view(
@@ -60,7 +49,7 @@ class JobViewSet(
 ):
     """Jobs. Admins see all, technicians the jobs assigned to them, sales agents the jobs they created."""
 
-    selector = selectors.job_list_for
+    selector = selectors.job_scope
     filterset_class = JobFilter
     read_serializer_class = JobReadSerializer
     write_serializer_classes = {
@@ -81,17 +70,15 @@ class JobViewSet(
         "tasks": ALL_ROLES,
         "add_task": EDITORS,
         "reorder_tasks": EDITORS,
+        "history": ALL_ROLES,
     }
 
-    def get_queryset(self) -> Any:
-        # Same scope for every action; only the shape of what is fetched differs.
-        if self.action == "list":
-            if pgjson.enabled(Job):
-                return selectors.job_page_for(user=self.request.user)  # pgjson counts the tasks itself
-            return super().get_queryset()
-        if self.action == "retrieve":
-            return selectors.job_detail_for(user=self.request.user)
-        return selectors.job_scope_for(user=self.request.user)
+    def shape_queryset(self, queryset: Any) -> Any:
+        # What JobReadSerializer / JobDetailSerializer render: the task counts (the default order comes with them).
+        # Writes look the job up without them; the services lock and re-read it.
+        if self.action in ("list", "retrieve"):
+            return selectors.with_task_counts(queryset)
+        return queryset
 
     def get_serializer_class(self) -> Any:
         if self.action == "list":
@@ -99,41 +86,20 @@ class JobViewSet(
         return self.write_serializer_classes.get(self.action, JobDetailSerializer)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        # The hottest endpoint. Both renderers give JobReadSerializer's output (tested): on PostgreSQL the database
-        # renders the page and counts the list in one statement; elsewhere values() rows go through jobs.rows.
-        if pgjson.enabled(Job):
-            return database_rendered_page(self, pgjson.job_page)
-        queryset = self.filter_queryset(self.get_queryset()).values(*rows.JOB_LIST_VALUES)
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(rows.job_rows(page))
-
-    def one_job(self) -> Any:
-        """The job named in the URL within the caller's scope, as a queryset of at most one row, for ``jobs.pgjson``.
-
-        The same 404s as ``get_object()``: an id that is not a number or is out of range, or one outside the scope.
-        No object-permission check is skipped: ``retrieve`` and ``tasks`` are open to every role that may see the
-        job (``HasActionRole`` has already checked the role).
-        """
-        try:
-            return selectors.job_scope_for(user=self.request.user).filter(pk=self.kwargs["pk"])
-        except (TypeError, ValueError, ValidationError):
-            raise Http404 from None  # as DRF's get_object_or_404: "Not found."
-
-    def database_rendered_job(self, render: Any) -> Response:
-        """``render`` (``jobs.pgjson.job_detail`` or ``job_tasks``) applied to ``one_job()``; 404 without a job."""
-        body = render(self.one_job())
-        if body is None:
-            raise Http404("No Job matches the given query.")
-        return Response(body)
+        return self.rendered_page(self.filter_queryset(self.get_queryset()), JobReadSerializer)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if pgjson.enabled(Job):
-            return self.database_rendered_job(pgjson.job_detail)  # the same body as below (tested equal)
-        return super().retrieve(request, *args, **kwargs)
+        return self.rendered_object(JobDetailSerializer)
 
-    def render_job(self, job: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
-        fresh = selectors.job_detail_for(user=self.request.user).get(pk=job.pk)
-        return Response(JobDetailSerializer(fresh, context=self.get_serializer_context()).data, status=status_code)
+    def render_job(self, job: Job, *, status_code: int = status.HTTP_200_OK) -> Response:
+        """The job after a write, re-read through the caller's scope and rendered as the detail."""
+        jobs = selectors.with_task_counts(self.get_queryset())
+        return self.rendered_object(JobDetailSerializer, queryset=jobs, pk=job.pk, status_code=status_code)
+
+    def render_tasks(self, job_id: Any = None) -> Response:
+        """The ordered tasks of the job ``job_id`` (default: the URL's) in the caller's scope; 404 outside it."""
+        tasks = json_array(JobTaskReadSerializer, Job, relation="tasks")
+        return self.rendered_object(pk=job_id, expression=tasks)
 
     @extend_schema(responses={201: JobDetailSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -196,11 +162,7 @@ class JobViewSet(
     )
     @action(detail=True, methods=["get"], url_path="tasks", pagination_class=None, filterset_class=None)
     def tasks(self, request: Request, pk: Any = None) -> Response:
-        if pgjson.enabled(Job):
-            return self.database_rendered_job(pgjson.job_tasks)  # the same body as below (tested equal)
-        job = self.get_object()
-        tasks = selectors.job_tasks_for(job=job)
-        return Response(JobTaskReadSerializer(tasks, many=True, context=self.get_serializer_context()).data)
+        return self.render_tasks()
 
     @extend_schema(
         summary="Add a task to the job (admin, the job's creator)",
@@ -214,9 +176,10 @@ class JobViewSet(
         job = self.get_object()
         data = self.validate_input(JobTaskCreateSerializer)
         task = services.task_add(actor=request.user, job_id=job.pk, data=data)
-        fresh = selectors.task_scope_for(user=request.user).get(pk=task.pk)
-        return Response(
-            JobTaskReadSerializer(fresh, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED
+        # The new task, re-read through the task scope (the one scope of jobs, applied to tasks).
+        tasks = selectors.task_scope(user=request.user)
+        return self.rendered_object(
+            JobTaskReadSerializer, queryset=tasks, pk=task.pk, status_code=status.HTTP_201_CREATED
         )
 
     @extend_schema(
@@ -231,8 +194,24 @@ class JobViewSet(
         job = self.get_object()
         data = self.validate_input(JobTaskReorderSerializer)
         services.tasks_reorder(actor=request.user, job_id=job.pk, task_ids=data["order"])
-        tasks = selectors.job_tasks_for(job=job)
-        return Response(JobTaskReadSerializer(tasks, many=True, context=self.get_serializer_context()).data)
+        return self.render_tasks(job.pk)
+
+    @extend_schema(
+        summary="A job's history: its audit entries and its tasks', newest first",
+        description=(
+            "Admins, the job's creator (sales agent) and its assigned technician; a job outside the caller's scope "
+            "is a 404."
+        ),
+        tags=["jobs"],
+        responses={200: AuditEntryReadSerializer(many=True)},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def history(self, request: Request, pk: Any = None) -> Response:
+        job = self.get_object()  # the job's scope decides; the audit trail holds plain ids
+        page = self.paginate_queryset(audit_history_of_job(job_id=job.pk))
+        data = AuditEntryReadSerializer(page, many=True, context=self.get_serializer_context()).data
+        return self.get_paginated_response(data)
 
 
 @extend_schema_view(
@@ -245,7 +224,7 @@ class JobViewSet(
 class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """Tasks across jobs, scoped like their jobs."""
 
-    selector = selectors.task_scope_for
+    selector = selectors.task_scope
     filterset_class = TaskFilter
     read_serializer_class = JobTaskReadSerializer
     write_serializer_classes = {"update": JobTaskUpdateSerializer, "partial_update": JobTaskUpdateSerializer}
@@ -261,9 +240,13 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     }
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if pgjson.enabled(JobTask):
-            return database_rendered_page(self, pgjson.task_page)  # the same page as below (tested equal)
-        return super().list(request, *args, **kwargs)
+        return self.rendered_page(self.filter_queryset(self.get_queryset()), JobTaskReadSerializer)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.rendered_object(JobTaskReadSerializer)
+
+    def render(self, instance: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
+        return self.rendered_object(JobTaskReadSerializer, pk=instance.pk, status_code=status_code)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         partial = kwargs.pop("partial", False)

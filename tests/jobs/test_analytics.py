@@ -6,12 +6,11 @@ import pytest
 import time_machine
 
 from accounts.models import User
+from jobs.analytics import AnalyticsSerializer
 from jobs.models import Job, JobTask
-from jobs.report_views import AnalyticsSerializer
+from tests.builders import D, at, make_job, make_task
 from tests.conftest import client_for
 from tests.factories import EquipmentFactory, UserFactory
-
-from .builders import D, at, make_job, make_task
 
 pytestmark = pytest.mark.django_db
 

@@ -10,10 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Job, JobTask
+from tests.builders import D, at
 from tests.conftest import client_for
 from tests.factories import EquipmentFactory
-
-from .builders import D, at
 
 pytestmark = pytest.mark.django_db
 
