@@ -82,6 +82,7 @@ class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin)
     filter_horizontal = ()
 
     def save_model(self, request: HttpRequest, obj: User, form: ModelForm, change: bool) -> None:
+        fields: tuple[str, ...]
         if change:
             fields = UserEditForm.Meta.fields
             data = {key: form.cleaned_data[key] for key in fields if key in form.cleaned_data}

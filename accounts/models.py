@@ -1,13 +1,21 @@
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 
 from jobops.roles import Role, is_admin
 
+if TYPE_CHECKING:
+    # Generic in django-stubs only (Django's class cannot be subscripted at run time): a manager of ``User`` rows.
+    _UserManagerBase = UserManager["User"]
+else:
+    _UserManagerBase = UserManager
 
-class JobOpsUserManager(UserManager):
-    def create_superuser(self, username: str, email: str | None = None, password: str | None = None, **extra: Any):
+
+class JobOpsUserManager(_UserManagerBase):
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra: Any
+    ) -> "User":
         # `manage.py createsuperuser` makes a JobOps admin, not a technician with Django superpowers.
         extra.setdefault("role", Role.ADMIN)
         return super().create_superuser(username, email, password, **extra)
@@ -20,7 +28,7 @@ class User(AbstractUser):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.TECHNICIAN, db_index=True)
     phone = models.CharField(max_length=32, blank=True)
 
-    objects = JobOpsUserManager()
+    objects: ClassVar[JobOpsUserManager] = JobOpsUserManager()
 
     class Meta:
         ordering = ["id"]

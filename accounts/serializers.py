@@ -35,7 +35,7 @@ def _password_field(**kwargs: Any) -> StrictCharField:
 
 
 #: Rendered as a plain string: the address may be empty, which a strict ``format: email`` would reject.
-_EMAIL_OUT = {"read_only": True, "help_text": "E-mail address (may be empty)."}
+_EMAIL_OUT: dict[str, Any] = {"read_only": True, "help_text": "E-mail address (may be empty)."}
 
 
 class UserReadSerializer(serializers.ModelSerializer):

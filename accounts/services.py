@@ -289,7 +289,8 @@ def token_obtain_pair(*, username: str, password: str, request: HttpRequest | No
 def _parse_refresh(raw: str) -> RefreshToken:
     try:
         # Verifies signature, expiry, token type and the blacklist.
-        return RefreshToken(raw)
+        # simplejwt annotates the argument as ``Token``; it takes the encoded token string (as its own views pass).
+        return RefreshToken(raw)  # type: ignore[arg-type]
     except TokenError as exc:
         raise InvalidToken(exc.args[0]) from exc
 

@@ -16,6 +16,7 @@ from jobops.roles import ADMIN, ADMIN_ONLY, SALES_AGENT
 from jobops.throttles import LoginIPThrottle, LoginUserThrottle, PasswordChangeThrottle
 
 from . import selectors, services
+from .authentication import request_user
 from .filters import UserFilter
 from .serializers import (
     MeSerializer,
@@ -132,10 +133,11 @@ class MeView(APIView):
         responses={200: MeSerializer},
     )
     def patch(self, request: Request) -> Response:
-        serializer = MeUpdateSerializer(instance=request.user, data=request.data, partial=True)
+        user = request_user(request)
+        serializer = MeUpdateSerializer(instance=user, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.user_update(actor=request.user, user_id=request.user.pk, data=serializer.validated_data)
-        return Response(MeSerializer(selectors.user_get_self(user=request.user)).data)
+        services.user_update(actor=user, user_id=user.pk, data=serializer.validated_data)
+        return Response(MeSerializer(selectors.user_get_self(user=user)).data)
 
 
 class PasswordChangeView(APIView):
@@ -152,9 +154,10 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         serializer = PasswordChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        user = request_user(request)
         services.user_change_password(
-            actor=request.user,
-            user_id=request.user.pk,
+            actor=user,
+            user_id=user.pk,
             old_password=serializer.validated_data["old_password"],
             new_password=serializer.validated_data["new_password"],
         )

@@ -18,7 +18,7 @@ import decimal
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -78,7 +78,8 @@ def audit_snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
         if field.many_to_many:
             snapshot[name] = sorted(related.pk for related in getattr(obj, name).all()) if obj.pk else []
         elif field.is_relation:
-            snapshot[name] = getattr(obj, field.attname)
+            # A forward foreign key: callers list the model's own fields, never a reverse relation (no ``attname``).
+            snapshot[name] = getattr(obj, cast("models.Field[Any, Any]", field).attname)
         else:
             snapshot[name] = _plain(getattr(obj, name))
     return snapshot

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-import orjson
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404
@@ -23,7 +22,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from jobops.jsonshape import count_of, json_object, json_text, render_array
+from jobops.jsonshape import render_one, render_page
 from jobops.permissions import HasActionRole
 
 #: No table has 2**62 rows: a larger offset (a huge ``?page=``) selects nothing, as it should, without overflowing a
@@ -75,35 +74,33 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     # --- database-rendered shapes (jobops.jsonshape) -----------------------------------------------------------
 
-    def rendered_page(self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer]) -> Response:
+    def rendered_page(
+        self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer[Any]]
+    ) -> Response:
         """The paginated list of ``queryset`` (scoped, filtered, ordered) rendered by ``serializer_class``.
 
         The page and the total come from one statement. The page parameters are validated after the filters were
         applied, so bad input gets the same 400s as through ``paginate_queryset``; a page past the end is a 404.
         """
-        paginator = self.paginator
-        number, size = paginator.requested_page(self.request)  # type: ignore[union-attr]
-        offset = min((number - 1) * size, MAX_OFFSET)
-        body = json_text(json_object(serializer_class, queryset.model))
-        rows = list(queryset.values_list(body, count_of(queryset))[offset : offset + size])
-        # Without a row the total is not needed: page 1 of nothing is an empty page, any later page a 404.
-        count = rows[0][1] if rows else 0
-        return paginator.counted_response(  # type: ignore[union-attr]
-            self.request, number=number, size=size, count=count, results=render_array(row[0] for row in rows)
+        paginator: Any = self.paginator
+        number, size = paginator.requested_page(self.request)
+        count, results = render_page(
+            queryset, serializer_class, offset=min((number - 1) * size, MAX_OFFSET), limit=size
         )
+        return paginator.counted_response(self.request, number=number, size=size, count=count, results=results)  # type: ignore[no-any-return]
 
     def rendered_object(
         self,
-        serializer_class: type[serializers.BaseSerializer] | None = None,
+        serializer_class: type[serializers.BaseSerializer[Any]],
         *,
         queryset: QuerySet[Any] | None = None,
         pk: Any = None,
-        expression: Any = None,
+        relation: str | None = None,
         status_code: int = status.HTTP_200_OK,
     ) -> Response:
         """The object ``pk`` (default: the URL's) of ``queryset`` (default: the view's scoped queryset), rendered by
-        ``serializer_class`` (or by the JSON ``expression``, e.g. a nested array); 404 when it is outside the scope.
-        One statement.
+        ``serializer_class`` (with ``relation``: the array of its related rows so rendered, e.g. a job's tasks); 404
+        when it is outside the scope. One statement.
 
         The same 404s as ``get_object()`` (an id that is not a number, out of range, or outside the scope), and the
         role map's object check once the object is known to be visible.
@@ -116,11 +113,8 @@ class ScopedViewSet(viewsets.GenericViewSet):
             queryset = queryset.filter(pk=pk)
         except (TypeError, ValueError, ValidationError):
             raise Http404 from None  # as DRF's get_object_or_404: "Not found."
-        if expression is None:
-            assert serializer_class is not None
-            expression = json_object(serializer_class, queryset.model)
-        bodies = list(queryset.order_by().values_list(json_text(expression), flat=True)[:1])
-        if not bodies:
+        body = render_one(queryset, serializer_class, relation=relation)
+        if body is None:
             raise Http404(f"No {queryset.model._meta.object_name} matches the given query.")
         self.check_object_permissions(self.request, None)
-        return Response(orjson.Fragment(bodies[0]), status=status_code)
+        return Response(body, status=status_code)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Manager
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 from rest_framework.serializers import LIST_SERIALIZER_KWARGS, LIST_SERIALIZER_KWARGS_REMOVE
@@ -62,7 +64,8 @@ class StrictManyRelatedField(serializers.ManyRelatedField):
     def to_internal_value(self, data: Any) -> list[Any]:
         if not isinstance(data, list):
             self.fail("not_a_list", input_type=type(data).__name__)
-        return super().to_internal_value(data)
+        # DRF builds a list here; its stubs only promise an Iterable.
+        return cast(list[Any], super().to_internal_value(data))
 
 
 class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
@@ -75,7 +78,7 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 
     @classmethod
     def many_init(cls, *args: Any, **kwargs: Any) -> StrictManyRelatedField:
-        list_kwargs = {"child_relation": cls(*args, **kwargs)}
+        list_kwargs: dict[str, Any] = {"child_relation": cls(*args, **kwargs)}
         for key in kwargs:
             if key in MANY_RELATION_KWARGS:
                 list_kwargs[key] = kwargs[key]
@@ -89,6 +92,21 @@ class UTCDateTimeField(serializers.DateTimeField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("default_timezone", datetime.UTC)
         super().__init__(**kwargs)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class RelatedCountField(serializers.Field):
+    """The number of the object's related rows ``relation`` (a reverse foreign key), those matching ``filter`` only
+    when given: a declared count, rendered by ``jobops.jsonshape`` as a correlated ``COUNT`` subquery."""
+
+    def __init__(self, *, relation: str, filter: dict[str, Any] | None = None, **kwargs: Any) -> None:  # noqa: A002
+        kwargs.update(source="*", read_only=True)
+        self.relation = relation
+        self.filter = dict(filter or {})
+        super().__init__(**kwargs)
+
+    def to_representation(self, instance: Any) -> int:
+        return int(getattr(instance, self.relation).filter(**self.filter).count())
 
 
 class OrderedListSerializer(serializers.ListSerializer):
@@ -135,11 +153,11 @@ def _strict_mapping() -> None:
     from django.db import models
 
     mapping = StrictModelSerializer.serializer_field_mapping
-    for model_field in (models.CharField, models.TextField, models.SlugField):
-        mapping[model_field] = StrictCharField
+    for text_field in (models.CharField, models.TextField, models.SlugField):
+        mapping[text_field] = StrictCharField
     mapping[models.BooleanField] = StrictBooleanField
-    for model_field in (models.IntegerField, models.PositiveIntegerField, models.BigIntegerField):
-        mapping[model_field] = StrictIntegerField
+    for integer_field in (models.IntegerField, models.PositiveIntegerField, models.BigIntegerField):
+        mapping[integer_field] = StrictIntegerField
     ReadModelSerializer.serializer_field_mapping[models.DateTimeField] = UTCDateTimeField
 
 

@@ -73,7 +73,8 @@ def check_broker() -> str:
         transport_options=getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {},
     ) as conn:
         # max_retries=0: one attempt, no back-off sleeps; the caller (a probe) retries on its own schedule.
-        conn.ensure_connection(max_retries=0, timeout=BROKER_CONNECT_TIMEOUT)
+        # kombu-stubs say ``int``; kombu adds it to ``time()`` (and takes a float ``connect_timeout`` above).
+        conn.ensure_connection(max_retries=0, timeout=BROKER_CONNECT_TIMEOUT)  # type: ignore[arg-type]
     return "ok"
 
 

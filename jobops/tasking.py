@@ -16,7 +16,7 @@ from celery import current_app
 from celery.result import AsyncResult
 
 
-def send_task_by_name(name: str, args: Sequence[Any] = ()) -> AsyncResult:
+def send_task_by_name(name: str, args: Sequence[Any] = ()) -> AsyncResult[Any]:
     """Publish the task ``name`` with positional ``args`` (JSON-serialisable ids, never model instances), or run it
     in-process at once when ``task_always_eager`` is set. Raises ``KeyError`` in eager mode for a name no module
     registered, rather than publishing to a broker that nothing consumes."""
@@ -28,5 +28,5 @@ def send_task_by_name(name: str, args: Sequence[Any] = ()) -> AsyncResult:
             # process; a process that skipped it (Celery loaded without Django's app registry) imports them now.
             app.loader.import_default_modules()
             task = app.tasks[name]
-        return task.apply_async(args=list(args))
+        return task.apply_async(args=tuple(args))
     return app.send_task(name, args=list(args))

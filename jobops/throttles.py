@@ -8,7 +8,7 @@ read on every request rather than once at import, so a settings change (or a tes
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.request import Request
@@ -17,9 +17,14 @@ from rest_framework.throttling import SimpleRateThrottle
 
 
 class _SettingsRateThrottle(SimpleRateThrottle):
+    scope: str  # every subclass names its scope
+
     def get_rate(self) -> str | None:
+        # Rate strings such as "5/min" (as SimpleRateThrottle.THROTTLE_RATES says); the stubs type the setting's
+        # values as numbers.
+        rates = cast("dict[str, str | None]", api_settings.DEFAULT_THROTTLE_RATES)
         try:
-            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+            return rates[self.scope]
         except (KeyError, TypeError):
             raise ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}.") from None
 

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
+from accounts.authentication import request_user
 from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPermissions, error_message
 from jobops.exceptions import ApplicationError
 
@@ -53,9 +54,9 @@ class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin)
 
     def save_model(self, request: HttpRequest, obj: Job, form: ModelForm, change: bool) -> None:
         if change:
-            services.job_update(actor=request.user, job_id=obj.pk, data=self._data(form))
+            services.job_update(actor=request_user(request), job_id=obj.pk, data=self._data(form))
         else:
-            created = services.job_create(actor=request.user, data=self._data(form))
+            created = services.job_create(actor=request_user(request), data=self._data(form))
             obj.pk = created.pk
             obj.created_by = created.created_by
         obj.refresh_from_db()
@@ -65,7 +66,7 @@ class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin)
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.deleted_forms:
             if inline_form.instance.pk:
-                services.task_delete(actor=request.user, task_id=inline_form.instance.pk)
+                services.task_delete(actor=request_user(request), task_id=inline_form.instance.pk)
                 formset.deleted_objects.append(inline_form.instance)
         for inline_form in formset.forms:
             if not inline_form.has_changed() or inline_form in formset.deleted_forms:
@@ -73,19 +74,19 @@ class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin)
             data = {key: inline_form.cleaned_data.get(key) for key in ("title", "description")}
             data["required_equipment"] = list(inline_form.cleaned_data.get("required_equipment") or [])
             if inline_form.instance.pk:
-                task = services.task_update(actor=request.user, task_id=inline_form.instance.pk, data=data)
+                task = services.task_update(actor=request_user(request), task_id=inline_form.instance.pk, data=data)
                 formset.changed_objects.append((task, inline_form.changed_data))
             else:
-                formset.new_objects.append(services.task_add(actor=request.user, job_id=job.pk, data=data))
+                formset.new_objects.append(services.task_add(actor=request_user(request), job_id=job.pk, data=data))
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
-        services.job_delete(actor=request.user, job_id=obj.pk)
+        services.job_delete(actor=request_user(request), job_id=obj.pk)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         refused = []
         for pk in queryset.values_list("pk", flat=True):
             try:
-                services.job_delete(actor=request.user, job_id=pk)
+                services.job_delete(actor=request_user(request), job_id=pk)
             except SERVICE_ERRORS as exc:
                 refused.append(f"#{pk} ({error_message(exc)})")
         if refused:
@@ -96,7 +97,7 @@ class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin)
         done, refused = 0, 0
         for pk in queryset.values_list("pk", flat=True):
             try:
-                services.job_cancel(actor=request.user, job_id=pk)
+                services.job_cancel(actor=request_user(request), job_id=pk)
                 done += 1
             except ApplicationError:
                 refused += 1

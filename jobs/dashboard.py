@@ -8,7 +8,6 @@ rendered tasks by date. "Overdue" and "actionable" are the rules of ``jobs.rules
 from __future__ import annotations
 
 import datetime
-import itertools
 from typing import Any
 
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet
@@ -23,7 +22,7 @@ from accounts.models import User
 from equipment.serializers import EquipmentBriefSerializer
 from jobops.api import ScopedViewSet
 from jobops.fields import QueryIntegerField, ReadModelSerializer
-from jobops.jsonshape import json_object, json_text, render_array
+from jobops.jsonshape import render_groups
 from jobops.roles import ADMIN, TECHNICIAN
 
 from . import rules, selectors
@@ -97,8 +96,7 @@ def dashboard_tasks(
 ) -> QuerySet[JobTask]:
     """The dashboard's tasks among ``tasks`` (the caller's task scope): the open tasks of open, assigned jobs
     scheduled up to ``today + days`` (so every overdue job is included, under its own past date), of
-    ``technician_id`` when given; ordered by job date, job and task order, annotated with what
-    ``DashboardTaskSerializer`` reads (``job_overdue``, ``actionable``)."""
+    ``technician_id`` when given; ordered by job date, job and task order."""
     end = today + datetime.timedelta(days=days)
     tasks = tasks.filter(
         status__in=rules.TASK_OPEN_STATUSES,
@@ -108,19 +106,26 @@ def dashboard_tasks(
     )
     if technician_id is not None:
         tasks = tasks.filter(job__assigned_to_id=technician_id)
-    return tasks.annotate(
-        job_overdue=ExpressionWrapper(rules.overdue_q(today=today, prefix="job__"), output_field=BooleanField()),
-        actionable=rules.actionable_task(),
-    ).order_by("job__scheduled_date", "job_id", "order")
+    return tasks.order_by("job__scheduled_date", "job_id", "order")
 
 
-def dashboard_days(tasks: QuerySet[JobTask]) -> list[dict[str, Any]]:
+def dashboard_annotations(*, today: datetime.date) -> dict[str, Any]:
+    """What ``DashboardTaskSerializer`` reads besides model fields: the rules of ``jobs.rules`` on ``today``."""
+    return {
+        "job_overdue": ExpressionWrapper(rules.overdue_q(today=today, prefix="job__"), output_field=BooleanField()),
+        "actionable": rules.actionable_task(),
+    }
+
+
+def dashboard_days(tasks: QuerySet[JobTask], *, today: datetime.date) -> Any:
     """``[{date, tasks}]`` of ``dashboard_tasks``, dates ascending, only dates with tasks: one statement."""
-    rows = tasks.values_list("job__scheduled_date", json_text(json_object(DashboardTaskSerializer, JobTask)))
-    return [
-        {"date": date.isoformat(), "tasks": render_array(body for _, body in group)}
-        for date, group in itertools.groupby(rows, key=lambda row: row[0])
-    ]
+    return render_groups(
+        tasks,
+        DashboardDaySerializer,
+        key="job__scheduled_date",
+        annotations=dashboard_annotations,
+        params={"today": today},
+    )
 
 
 def technician_exists(*, technician_id: int) -> bool:
@@ -161,10 +166,8 @@ class TechnicianDashboardViewSet(ScopedViewSet):
         elif technician_id is not None and not technician_exists(technician_id=technician_id):
             # A well-formed id that names no technician: like any missing object, a 404 (a 400 is for bad input).
             raise NotFound(f"No technician with id {technician_id}.")
+        today = timezone.localdate()
         tasks = dashboard_tasks(
-            self.get_queryset(),
-            technician_id=technician_id,
-            days=params.validated_data["days"],
-            today=timezone.localdate(),
+            self.get_queryset(), technician_id=technician_id, days=params.validated_data["days"], today=today
         )
-        return Response(dashboard_days(tasks))
+        return Response(dashboard_days(tasks, today=today))

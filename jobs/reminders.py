@@ -8,8 +8,8 @@ takes ``DailyReminder`` values and knows no jobs model). The beat task ``notific
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypedDict
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -20,7 +20,24 @@ from .models import JobTask
 from .rules import JOB_OPEN_STATUSES, TASK_OPEN_STATUSES
 
 
-def job_tasks_due_for_reminders(*, today: datetime.date) -> QuerySet[JobTask, dict[str, Any]]:
+class ReminderRow(TypedDict):
+    """One ``values()`` row of ``job_tasks_due_for_reminders``: an open task with its job and technician."""
+
+    job_id: int
+    job__title: str
+    job__client_name: str
+    job__priority: str
+    job__assigned_to_id: int
+    job__assigned_to__email: str
+    job__assigned_to__first_name: str
+    job__assigned_to__last_name: str
+    job__assigned_to__username: str
+    order: int
+    title: str
+    status: str
+
+
+def job_tasks_due_for_reminders(*, today: datetime.date) -> QuerySet[JobTask, ReminderRow]:
     """The open tasks of open jobs scheduled ``today`` and assigned to an active technician, as ``values()`` rows
     ordered by technician, job and task order. One query; no model instances."""
     return (
@@ -49,7 +66,7 @@ def job_tasks_due_for_reminders(*, today: datetime.date) -> QuerySet[JobTask, di
     )
 
 
-def _reminders(rows: Iterable[Mapping[str, Any]]) -> list[DailyReminder]:
+def _reminders(rows: Iterable[ReminderRow]) -> list[DailyReminder]:
     """Group task rows (ordered by technician, job, task order) into one ``DailyReminder`` per technician."""
     people: dict[int, Person] = {}
     jobs: dict[int, dict[int, dict[str, Any]]] = {}

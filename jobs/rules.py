@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.expressions import NegatedExpression
 
 from .models import Job, JobTask
 
@@ -46,9 +47,9 @@ def overdue_q(*, today: datetime.date, prefix: str = "") -> Q:
     return Q(**{f"{prefix}status__in": JOB_OPEN_STATUSES, f"{prefix}scheduled_date__lt": today})
 
 
-def actionable_task() -> Exists:
+def actionable_task() -> NegatedExpression[Exists]:
     """True for a task (the outer row) that no open task of the same job precedes; meaningful for open tasks."""
     earlier_open = JobTask.objects.filter(
         job_id=OuterRef("job_id"), order__lt=OuterRef("order"), status__in=TASK_OPEN_STATUSES
     )
-    return ~Exists(earlier_open)
+    return NegatedExpression(Exists(earlier_open))  # what ``~Exists(...)`` builds, with its precise type

@@ -4,18 +4,13 @@ views, the dashboard, analytics, a job's history, the coming change feed) starts
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 
 from jobops.roles import ADMIN, SALES_AGENT, TECHNICIAN
 
 from .models import Job, JobTask
-
-#: The job list's default order: scheduled date, then id.
-JOB_ORDER = ("scheduled_date", "id")
 
 
 def job_scope_q(*, user: Any, prefix: str = "") -> Q:
@@ -33,35 +28,10 @@ def job_scope_q(*, user: Any, prefix: str = "") -> Q:
 
 
 def job_scope(*, user: Any) -> QuerySet[Job]:
-    """The jobs ``user`` may see (``job_scope_q``)."""
+    """The jobs ``user`` may see (``job_scope_q``), in the default order (scheduled date, then id)."""
     return Job.objects.filter(job_scope_q(user=user))
 
 
 def task_scope(*, user: Any) -> QuerySet[JobTask]:
     """The tasks ``user`` may see: those of the jobs in their scope (``job_scope_q``), by job then order."""
     return JobTask.objects.filter(job_scope_q(user=user, prefix="job__")).order_by("job_id", "order")
-
-
-def _task_count(**conditions: Any) -> Coalesce:
-    # A correlated subquery per returned row: cheap under LIMIT, unlike a JOIN + GROUP BY over every scoped job.
-    counts = (
-        JobTask.objects.filter(job=OuterRef("pk"), **conditions)
-        .order_by()
-        .values("job")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
-
-
-@functools.cache
-def _task_count_annotations() -> dict[str, Coalesce]:
-    # Built once: constructing the subqueries costs more Python time than running them. annotate() resolves a copy,
-    # so sharing the expressions between queries is safe.
-    return {"tasks_total": _task_count(), "tasks_completed": _task_count(status=JobTask.Status.COMPLETED)}
-
-
-def with_task_counts(jobs: QuerySet[Job]) -> QuerySet[Job]:
-    """``jobs`` (already scoped) with ``tasks_total`` and ``tasks_completed``, in the default order (``JOB_ORDER``):
-    what ``JobReadSerializer`` renders."""
-    return jobs.annotate(**_task_count_annotations()).order_by(*JOB_ORDER)

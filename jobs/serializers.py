@@ -15,7 +15,13 @@ from rest_framework import serializers
 from accounts.models import User
 from equipment.models import Equipment
 from equipment.serializers import EquipmentBriefSerializer
-from jobops.fields import ReadModelSerializer, StrictIntegerField, StrictModelSerializer, StrictPrimaryKeyRelatedField
+from jobops.fields import (
+    ReadModelSerializer,
+    RelatedCountField,
+    StrictIntegerField,
+    StrictModelSerializer,
+    StrictPrimaryKeyRelatedField,
+)
 
 from .models import Job, JobTask
 
@@ -41,8 +47,10 @@ class JobTaskReadSerializer(ReadModelSerializer):
 
 
 class JobReadSerializer(ReadModelSerializer):
-    tasks_total = serializers.IntegerField(read_only=True)
-    tasks_completed = serializers.IntegerField(read_only=True)
+    tasks_total = RelatedCountField(relation="tasks", help_text="Number of tasks of the job.")
+    tasks_completed = RelatedCountField(
+        relation="tasks", filter={"status": JobTask.Status.COMPLETED}, help_text="Number of its completed tasks."
+    )
 
     class Meta:
         model = Job

@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from audit.selectors import audit_history_of_job
 from audit.serializers import AuditEntryReadSerializer
 from jobops.api import ScopedViewSet
-from jobops.jsonshape import json_array
 from jobops.roles import ADMIN, ALL_ROLES, SALES_AGENT, TECHNICIAN
 
 from . import selectors, services
@@ -73,13 +72,6 @@ class JobViewSet(
         "history": ALL_ROLES,
     }
 
-    def shape_queryset(self, queryset: Any) -> Any:
-        # What JobReadSerializer / JobDetailSerializer render: the task counts (the default order comes with them).
-        # Writes look the job up without them; the services lock and re-read it.
-        if self.action in ("list", "retrieve"):
-            return selectors.with_task_counts(queryset)
-        return queryset
-
     def get_serializer_class(self) -> Any:
         if self.action == "list":
             return JobReadSerializer
@@ -93,13 +85,11 @@ class JobViewSet(
 
     def render_job(self, job: Job, *, status_code: int = status.HTTP_200_OK) -> Response:
         """The job after a write, re-read through the caller's scope and rendered as the detail."""
-        jobs = selectors.with_task_counts(self.get_queryset())
-        return self.rendered_object(JobDetailSerializer, queryset=jobs, pk=job.pk, status_code=status_code)
+        return self.rendered_object(JobDetailSerializer, pk=job.pk, status_code=status_code)
 
     def render_tasks(self, job_id: Any = None) -> Response:
         """The ordered tasks of the job ``job_id`` (default: the URL's) in the caller's scope; 404 outside it."""
-        tasks = json_array(JobTaskReadSerializer, Job, relation="tasks")
-        return self.rendered_object(pk=job_id, expression=tasks)
+        return self.rendered_object(JobTaskReadSerializer, relation="tasks", pk=job_id)
 
     @extend_schema(responses={201: JobDetailSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -278,7 +278,9 @@ def overdue_dedupe_key(*, job_id: int, scheduled_date: datetime.date, flagged_on
     return f"job_overdue:{job_id}:{scheduled_date.isoformat()}:{flagged_on.isoformat()}:{user_id}"
 
 
-def _overdue_rows(facts: JobFacts, technician: Person | None, creator: Person | None, today: datetime.date) -> list:
+def _overdue_rows(
+    facts: JobFacts, technician: Person | None, creator: Person | None, today: datetime.date
+) -> list[Notification | None]:
     rows: list[Notification | None] = []
     seen: set[int | None] = set()
     for person, role in ((technician, "technician"), (creator, "creator")):

@@ -37,7 +37,7 @@ from notifications.services import enqueue_deliveries
     retry_jitter=True,
     max_retries=max(0, settings.NOTIFICATION_MAX_ATTEMPTS - 1),
 )
-def deliver_notification(self: Task, notification_id: int) -> str:
+def deliver_notification(self: Task[[int], str], notification_id: int) -> str:
     """Send the outbox row ``notification_id`` unless it was already sent or failed; re-raise a transient SMTP
     error so that Celery retries it with backoff."""
     with audit_context(source="task", system="notifications.deliver"):

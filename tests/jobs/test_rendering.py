@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from jobops.api import ScopedViewSet
 from jobs import dashboard
 from jobs.models import Job, JobTask
-from jobs.serializers import JobTaskReadSerializer
 from tests.builders import at, make_job, make_task
 from tests.conftest import client_for
 from tests.factories import EquipmentFactory
@@ -33,18 +32,17 @@ def serializer_page(self, queryset, serializer_class):
     return self.get_paginated_response(serializer_class(page, many=True).data)
 
 
-def serializer_object(self, serializer_class=None, *, queryset=None, pk=None, expression=None, status_code=200):
+def serializer_object(self, serializer_class, *, queryset=None, pk=None, relation=None, status_code=200):
     queryset = self.get_queryset() if queryset is None else queryset
     obj = get_object_or_404(queryset, pk=self.kwargs["pk"] if pk is None else pk)
     self.check_object_permissions(self.request, obj)
-    if expression is not None:  # the one nested array the views render on its own: a job's tasks
-        assert isinstance(obj, Job)
-        return Response(JobTaskReadSerializer(obj.tasks.all(), many=True).data, status=status_code)
+    if relation is not None:  # the array of the object's related rows (a job's tasks)
+        return Response(serializer_class(getattr(obj, relation).all(), many=True).data, status=status_code)
     return Response(serializer_class(obj).data, status=status_code)
 
 
-def serializer_days(tasks):
-    tasks = tasks.select_related("job")
+def serializer_days(tasks, *, today):
+    tasks = tasks.annotate(**dashboard.dashboard_annotations(today=today)).select_related("job")
     return [
         dashboard.DashboardDaySerializer({"date": date, "tasks": list(group)}).data
         for date, group in itertools.groupby(tasks, key=lambda task: task.job.scheduled_date)
