@@ -87,7 +87,10 @@ class ScopedViewSet(viewsets.GenericViewSet):
         count, results = render_page(
             queryset, serializer_class, offset=min((number - 1) * size, MAX_OFFSET), limit=size
         )
-        return paginator.counted_response(self.request, number=number, size=size, count=count, results=results)  # type: ignore[no-any-return]
+        response: Response = paginator.counted_response(
+            self.request, number=number, size=size, count=count, results=results
+        )
+        return response
 
     def rendered_object(
         self,

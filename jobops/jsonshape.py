@@ -57,6 +57,9 @@ from jobops.fields import RelatedCountField
 
 __all__ = ["render_groups", "render_one", "render_page"]
 
+#: A read serializer class (``type[BaseSerializer]``, typed loosely: the stubs' ``__hash__`` on serializer and model
+#: classes makes them unhashable to mypy, and the compiled shapes are cached by class).
+SerializerClass = Any
 #: What a shape's annotations are built by: keyword parameters (``_Param`` markers) -> {name: expression}.
 Annotations = Callable[..., Mapping[str, Any]]
 
@@ -133,9 +136,9 @@ class _JSONArraySubquery(Subquery):
         super().__init__(queryset)
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        order = ", ".join(f"_j.o{i}" for i in range(self.order_keys))
-        template = f"COALESCE((SELECT json_agg(_j.body ORDER BY {order}) FROM (%(subquery)s) _j), '[]'::json)"
-        return self.as_sql(compiler, connection, template=template, **extra_context)
+        order = ", ".join(f"_j.o{i}" for i in range(self.order_keys))  # column names made of integers
+        template = "COALESCE((SELECT json_agg(_j.body ORDER BY %(order)s) FROM (%(subquery)s) _j), '[]'::json)"
+        return self.as_sql(compiler, connection, template=template, order=order, **extra_context)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         # SQLite 3.40 has no ORDER BY inside an aggregate; an aggregate over an ordered subquery reads it in order
@@ -176,7 +179,7 @@ def _model_field(model: type[Model], source: str) -> Any:
 
 
 @functools.cache
-def _fields(serializer_class: type[serializers.BaseSerializer[Any]]) -> dict[str, Any]:
+def _fields(serializer_class: SerializerClass) -> dict[str, Any]:
     # Bound fields (``field.source`` resolved), as DRF binds them when it renders. Read-only use, so shared.
     serializer: Any = serializer_class()
     return dict(serializer.fields)
@@ -185,7 +188,8 @@ def _fields(serializer_class: type[serializers.BaseSerializer[Any]]) -> dict[str
 def _value(field: Any, model: type[Model]) -> Any:
     """The SQL expression rendering one serializer field of a row of ``model``."""
     if isinstance(field, serializers.ListSerializer):
-        return _json_array(type(field.child), model, field.source)
+        child: Any = field.child
+        return _json_array(type(child), model, str(field.source))
     if isinstance(field, serializers.Serializer):
         if field.source != "*":
             raise ImproperlyConfigured(f"{field!r}: a nested object is rendered only from the same row (source='*').")
@@ -240,12 +244,12 @@ def _related_count(field: RelatedCountField, model: type[Model]) -> Any:
     return Subquery(counted, output_field=IntegerField())
 
 
-def _json_object(serializer_class: type[serializers.BaseSerializer[Any]], model: type[Model]) -> _JSONObject:
+def _json_object(serializer_class: SerializerClass, model: type[Model]) -> _JSONObject:
     """One row's body as ``serializer_class`` renders it: a JSON object with its fields in order."""
     return _JSONObject((name, _value(field, model)) for name, field in _fields(serializer_class).items())
 
 
-def _ordering(serializer_class: type[serializers.BaseSerializer[Any]], model: type[Model]) -> list[str]:
+def _ordering(serializer_class: SerializerClass, model: type[Model]) -> list[str]:
     meta = getattr(serializer_class, "Meta", None)
     ordering = list(getattr(meta, "ordering", None) or model._meta.ordering or ["pk"])
     if not all(isinstance(term, str) and not term.startswith("-") for term in ordering):
@@ -253,9 +257,7 @@ def _ordering(serializer_class: type[serializers.BaseSerializer[Any]], model: ty
     return ordering
 
 
-def _json_array(
-    serializer_class: type[serializers.BaseSerializer[Any]], model: type[Model], relation: str
-) -> _JSONArraySubquery:
+def _json_array(serializer_class: SerializerClass, model: type[Model], relation: str) -> _JSONArraySubquery:
     """The JSON array of the related rows ``relation`` (a reverse foreign key or a many-to-many of ``model``), each
     rendered by ``serializer_class``, ordered by the serializer's ``Meta.ordering`` or the related model's."""
     field: Any = model._meta.get_field(relation)
@@ -292,7 +294,7 @@ def _json_array(
     return _JSONArraySubquery(inner, len(ordering))
 
 
-def _joined_paths(serializer_class: type[serializers.BaseSerializer[Any]]) -> tuple[str, ...]:
+def _joined_paths(serializer_class: SerializerClass) -> tuple[str, ...]:
     """One field path per relation the body reads through (``"job__title"``): resolving it makes the join."""
     paths: dict[str, str] = {}
     for field in _fields(serializer_class).values():
@@ -319,7 +321,7 @@ class _Compiled:
 
 @functools.cache
 def _compile(
-    serializer_class: type[serializers.BaseSerializer[Any]],
+    serializer_class: SerializerClass,
     model: type[Model],
     using: str,
     relation: str | None,
@@ -331,6 +333,7 @@ def _compile(
     if annotations is not None:
         markers = {name: _Param(name, _param_field(annotations, name)) for name in _param_names(annotations)}
         template = template.annotate(**annotations(**markers))
+    body: Any
     if relation is None:
         joins, body = _joined_paths(serializer_class), _json_object(serializer_class, model)
     else:
@@ -403,7 +406,7 @@ class _ShapeSQL(Expression):
 
 
 def _shape(
-    serializer_class: type[serializers.BaseSerializer[Any]],
+    serializer_class: SerializerClass,
     queryset: QuerySet[Any],
     *,
     relation: str | None = None,
@@ -411,7 +414,8 @@ def _shape(
     params: Mapping[str, Any] | None = None,
     text: bool = True,
 ) -> _ShapeSQL:
-    compiled = _compile(serializer_class, queryset.model, queryset.db, relation, annotations)
+    model: Any = queryset.model
+    compiled = _compile(serializer_class, model, queryset.db, relation, annotations)
     return _ShapeSQL(compiled, params or {}, text=text)
 
 
@@ -448,19 +452,16 @@ def _fetch(
 #: page feeds row_number() in its order, and json_agg follows row_number(); SQLite reads an ordered subquery in order.
 _PAGE = {
     "postgresql": (
-        "SELECT (SELECT count(*) FROM ({count}) _c), "  # nosec B608: the wrapper holds no value
+        "SELECT (SELECT count(*) FROM ({count}) _c), "
         "(SELECT COALESCE(json_agg(_p.body ORDER BY _p._n), '[]')::text "
         "FROM (SELECT _q.*, row_number() OVER () AS _n FROM ({rows}) _q) _p)"
     ),
-    "sqlite": (
-        "SELECT (SELECT count(*) FROM ({count}) _c), "  # nosec B608: the wrapper holds no value
-        "(SELECT json_group_array(json(_p.body)) FROM ({rows}) _p)"
-    ),
+    "sqlite": ("SELECT (SELECT count(*) FROM ({count}) _c), (SELECT json_group_array(json(_p.body)) FROM ({rows}) _p)"),
 }
 
 
 def render_page(
-    queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer[Any]], *, offset: int, limit: int
+    queryset: QuerySet[Any], serializer_class: SerializerClass, *, offset: int, limit: int
 ) -> tuple[int, orjson.Fragment]:
     """``(count, array)``: the number of rows of ``queryset`` (scoped, filtered, ordered) and the JSON array of its
     page ``[offset, offset + limit)`` rendered by ``serializer_class``. One statement."""
@@ -476,7 +477,7 @@ def render_page(
 
 def render_one(
     queryset: QuerySet[Any],
-    serializer_class: type[serializers.BaseSerializer[Any]],
+    serializer_class: SerializerClass,
     *,
     relation: str | None = None,
 ) -> orjson.Fragment | None:
@@ -491,14 +492,14 @@ def render_one(
 _PG_GROUPS = (
     "SELECT COALESCE(json_agg(json_build_object(%s::text, _g.key, %s::text, _g.items) ORDER BY _g.key), "
     "'[]')::text "
-    "FROM (SELECT _p.key, json_agg(_p.body ORDER BY _p._n) AS items "  # nosec B608: no value here
+    "FROM (SELECT _p.key, json_agg(_p.body ORDER BY _p._n) AS items "
     "FROM (SELECT _q.*, row_number() OVER () AS _n FROM ({rows}) _q) _p GROUP BY _p.key) _g"
 )
 
 
 def render_groups(
     queryset: QuerySet[Any],
-    group_serializer_class: type[serializers.BaseSerializer[Any]],
+    group_serializer_class: SerializerClass,
     *,
     key: str,
     annotations: Annotations | None = None,

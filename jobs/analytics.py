@@ -13,7 +13,7 @@ import datetime
 import math
 from typing import Any
 
-from django.db import NotSupportedError, connections
+from django.db import connections
 from django.db.models import (
     Aggregate,
     Avg,
@@ -65,9 +65,7 @@ class Seconds(Func):
     def __init__(self, start: str, end: str) -> None:
         super().__init__(ExpressionWrapper(F(end) - F(start), output_field=DurationField()))
 
-    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        if connection.features.has_native_duration_field:
-            raise NotSupportedError(f"Seconds() is not implemented for {connection.vendor}.")
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         # Without a native interval type Django renders a datetime difference as integer microseconds.
         return super().as_sql(compiler, connection, template="(%(expressions)s) / 1000000.0", **extra_context)
 

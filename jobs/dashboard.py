@@ -18,6 +18,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.authentication import request_user
 from accounts.models import User
 from equipment.serializers import EquipmentBriefSerializer
 from jobops.api import ScopedViewSet
@@ -158,7 +159,7 @@ class TechnicianDashboardViewSet(ScopedViewSet):
         params = DashboardQuerySerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         technician_id = params.validated_data.get("technician")
-        user = request.user
+        user = request_user(request)
         if user.role == TECHNICIAN:
             # Checked before any lookup, so a technician learns nothing about which ids exist.
             if technician_id is not None and technician_id != user.pk:

@@ -69,7 +69,7 @@ def with_usage_counts(items: QuerySet[Equipment], *, user: Any) -> QuerySet[Equi
     ).order_by()
 
 
-def upcoming_uses(tasks: QuerySet[JobTask], *, equipment_id: int) -> list[dict[str, Any]]:
+def upcoming_uses(tasks: QuerySet[JobTask], *, equipment_id: int) -> list[Any]:
     """The open tasks among ``tasks`` requiring the item, in open jobs scheduled today (``TIME_ZONE``) or later, by
     date, job and task order."""
     return list(

@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.authentication import request_user
 from audit.selectors import audit_history_of_job
 from audit.serializers import AuditEntryReadSerializer
 from jobops.api import ScopedViewSet
@@ -94,7 +95,7 @@ class JobViewSet(
     @extend_schema(responses={201: JobDetailSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self.validate_input(JobWriteSerializer)
-        job = services.job_create(actor=request.user, data=data)
+        job = services.job_create(actor=request_user(request), data=data)
         return self.render_job(job, status_code=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: JobDetailSerializer})
@@ -102,7 +103,7 @@ class JobViewSet(
         partial = kwargs.pop("partial", False)
         job = self.get_object()
         data = self.validate_input(JobWriteSerializer, partial=partial)
-        job = services.job_update(actor=request.user, job_id=job.pk, data=data)
+        job = services.job_update(actor=request_user(request), job_id=job.pk, data=data)
         return self.render_job(job)
 
     @extend_schema(responses={200: JobDetailSerializer})
@@ -111,7 +112,7 @@ class JobViewSet(
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         job = self.get_object()
-        services.job_delete(actor=request.user, job_id=job.pk)
+        services.job_delete(actor=request_user(request), job_id=job.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -120,7 +121,7 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
-        return self.render_job(services.job_cancel(actor=request.user, job_id=job.pk))
+        return self.render_job(services.job_cancel(actor=request_user(request), job_id=job.pk))
 
     @extend_schema(
         summary="Complete a job whose tasks are all completed (admin, assigned technician)",
@@ -131,7 +132,7 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
-        return self.render_job(services.job_complete(actor=request.user, job_id=job.pk))
+        return self.render_job(services.job_complete(actor=request_user(request), job_id=job.pk))
 
     @extend_schema(
         summary="Reopen a completed or cancelled job (admin)",
@@ -142,7 +143,7 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def reopen(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
-        return self.render_job(services.job_reopen(actor=request.user, job_id=job.pk))
+        return self.render_job(services.job_reopen(actor=request_user(request), job_id=job.pk))
 
     @extend_schema(
         summary="The job's tasks, in order (not paginated)",
@@ -165,7 +166,7 @@ class JobViewSet(
     def add_task(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
         data = self.validate_input(JobTaskCreateSerializer)
-        task = services.task_add(actor=request.user, job_id=job.pk, data=data)
+        task = services.task_add(actor=request_user(request), job_id=job.pk, data=data)
         # The new task, re-read through the task scope (the one scope of jobs, applied to tasks).
         tasks = selectors.task_scope(user=request.user)
         return self.rendered_object(
@@ -183,7 +184,7 @@ class JobViewSet(
     def reorder_tasks(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
         data = self.validate_input(JobTaskReorderSerializer)
-        services.tasks_reorder(actor=request.user, job_id=job.pk, task_ids=data["order"])
+        services.tasks_reorder(actor=request_user(request), job_id=job.pk, task_ids=data["order"])
         return self.render_tasks(job.pk)
 
     @extend_schema(
@@ -242,30 +243,30 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         partial = kwargs.pop("partial", False)
         task = self.get_object()
         data = self.validate_input(JobTaskUpdateSerializer, partial=partial)
-        return self.render(services.task_update(actor=request.user, task_id=task.pk, data=data))
+        return self.render(services.task_update(actor=request_user(request), task_id=task.pk, data=data))
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.update(request, *args, partial=True, **kwargs)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         task = self.get_object()
-        services.task_delete(actor=request.user, task_id=task.pk)
+        services.task_delete(actor=request_user(request), task_id=task.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(summary="Start the task (admin, assigned technician)", request=None, tags=["tasks"])
     @action(detail=True, methods=["post"], filterset_class=None)
     def start(self, request: Request, pk: Any = None) -> Response:
         task = self.get_object()
-        return self.render(services.task_start(actor=request.user, task_id=task.pk))
+        return self.render(services.task_start(actor=request_user(request), task_id=task.pk))
 
     @extend_schema(summary="Complete the task (admin, assigned technician)", request=None, tags=["tasks"])
     @action(detail=True, methods=["post"], filterset_class=None)
     def complete(self, request: Request, pk: Any = None) -> Response:
         task = self.get_object()
-        return self.render(services.task_complete(actor=request.user, task_id=task.pk))
+        return self.render(services.task_complete(actor=request_user(request), task_id=task.pk))
 
     @extend_schema(summary="Reopen the last completed task (admin, assigned technician)", request=None, tags=["tasks"])
     @action(detail=True, methods=["post"], filterset_class=None)
     def reopen(self, request: Request, pk: Any = None) -> Response:
         task = self.get_object()
-        return self.render(services.task_reopen(actor=request.user, task_id=task.pk))
+        return self.render(services.task_reopen(actor=request_user(request), task_id=task.pk))
