@@ -13,7 +13,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from jobops.fields import StrictBooleanField, StrictCharField
+from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField
 
 from .models import User
 
@@ -38,7 +38,7 @@ def _password_field(**kwargs: Any) -> StrictCharField:
 _EMAIL_OUT: dict[str, Any] = {"read_only": True, "help_text": "E-mail address (may be empty)."}
 
 
-class UserReadSerializer(serializers.ModelSerializer):
+class UserReadSerializer(ReadModelSerializer):
     """A user as admins see it."""
 
     email = serializers.CharField(**_EMAIL_OUT)
@@ -60,7 +60,7 @@ class UserReadSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class UserPublicSerializer(serializers.ModelSerializer):
+class UserPublicSerializer(ReadModelSerializer):
     """A technician as sales agents see them when assigning jobs: public fields only."""
 
     class Meta:
@@ -127,7 +127,7 @@ class UserUpdateSerializer(_UserWriteBase):
 # --- own profile -------------------------------------------------------------------------------------------------
 
 
-class MeSerializer(serializers.ModelSerializer):
+class MeSerializer(ReadModelSerializer):
     email = serializers.CharField(**_EMAIL_OUT)
 
     class Meta:

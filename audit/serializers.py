@@ -5,6 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobops.fields import ReadModelSerializer
+
 from .models import AuditEntry
 
 _CHANGES_SCHEMA = {
@@ -22,7 +24,7 @@ class ChangesField(serializers.JSONField):
     pass
 
 
-class AuditEntryReadSerializer(serializers.ModelSerializer):
+class AuditEntryReadSerializer(ReadModelSerializer):
     actor = serializers.IntegerField(
         source="actor_id", read_only=True, allow_null=True, help_text="The acting user's id; null for the system."
     )

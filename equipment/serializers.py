@@ -19,7 +19,7 @@ class EquipmentReadSerializer(ReadModelSerializer):
 
 
 class EquipmentBriefSerializer(ReadModelSerializer):
-    """Equipment as a task lists it (``required_equipment``), by id."""
+    # Equipment as a task lists it (``required_equipment``), by id.
 
     class Meta:
         model = Equipment

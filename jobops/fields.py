@@ -121,8 +121,9 @@ class OrderedListSerializer(serializers.ListSerializer):
 
 
 class ReadModelSerializer(serializers.ModelSerializer):
-    """The base of every read serializer: model datetimes render in UTC (``UTCDateTimeField``), and a ``many=True``
-    nesting follows ``Meta.ordering`` (``OrderedListSerializer``)."""
+    # The base of every read serializer: model datetimes render in UTC (``UTCDateTimeField``), and a ``many=True``
+    # nesting follows ``Meta.ordering`` (``OrderedListSerializer``). A comment, not a docstring: drf-spectacular would
+    # publish it as the description of every read schema.
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,

@@ -369,10 +369,10 @@ class AnalyticsSerializer(serializers.Serializer):
 
 
 class AnalyticsViewSet(ScopedViewSet):
-    """``list`` is the analytics object; the job scope decides what it counts."""
+    # ``retrieve`` (no id: there is one analytics object) computes the figures; the job scope decides what it counts.
 
     selector = selectors.job_scope
-    allowed_roles = {"list": ADMIN_ONLY}
+    allowed_roles = {"retrieve": ADMIN_ONLY}
     pagination_class = None
     filter_backends: list[Any] = []
 
@@ -386,7 +386,7 @@ class AnalyticsViewSet(ScopedViewSet):
         parameters=[AnalyticsQuerySerializer],
         responses={200: AnalyticsSerializer},
     )
-    def list(self, request: Request) -> Response:
+    def retrieve(self, request: Request) -> Response:
         # A plain dict: DRF would read an empty value in a QueryDict as "not sent" (see the dashboard).
         params = AnalyticsQuerySerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)

@@ -47,7 +47,7 @@ class DashboardQuerySerializer(serializers.Serializer):
 
 
 class DashboardJobSerializer(serializers.Serializer):
-    """The job of a dashboard task, read from the task's row (``source="*"`` on the task)."""
+    # The job of a dashboard task, read from the task's row (``source="*"`` on the task).
 
     id = serializers.IntegerField(source="job_id")
     title = serializers.CharField(source="job.title")
@@ -135,7 +135,7 @@ def technician_exists(*, technician_id: int) -> bool:
 
 
 class TechnicianDashboardViewSet(ScopedViewSet):
-    """``list`` is the dashboard; the task scope decides what it may contain, the parameters narrow it."""
+    # ``list`` is the dashboard; the task scope decides what it may contain, the parameters narrow it.
 
     selector = selectors.task_scope
     allowed_roles = {"list": frozenset({ADMIN, TECHNICIAN})}

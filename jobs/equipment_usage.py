@@ -85,7 +85,7 @@ def upcoming_uses(tasks: QuerySet[JobTask], *, equipment_id: int) -> list[Any]:
 
 
 class EquipmentUsageViewSet(ScopedViewSet):
-    """``retrieve`` is the usage of one item; inactive items are reported too (their history stays meaningful)."""
+    # ``retrieve`` is the usage of one item; inactive items are reported too (their history stays meaningful).
 
     selector = equipment_list_for
     allowed_roles = {"retrieve": ADMIN_ONLY}

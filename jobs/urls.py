@@ -16,7 +16,7 @@ urlpatterns = [
         TechnicianDashboardViewSet.as_view({"get": "list"}),
         name="dashboard-technician",
     ),
-    path("analytics/", AnalyticsViewSet.as_view({"get": "list"}), name="analytics"),
+    path("analytics/", AnalyticsViewSet.as_view({"get": "retrieve"}), name="analytics"),
     # Beside the equipment router's routes (equipment/ is below jobs in the app layers: see jobs.equipment_usage).
     path("equipment/<int:pk>/usage/", EquipmentUsageViewSet.as_view({"get": "retrieve"}), name="equipment-usage"),
     *router.urls,

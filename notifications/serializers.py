@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from jobops.fields import ReadModelSerializer
+
 from .models import Notification
 
 
-class NotificationReadSerializer(serializers.ModelSerializer):
+class NotificationReadSerializer(ReadModelSerializer):
     job = serializers.IntegerField(
         source="job_id", read_only=True, allow_null=True, help_text="The job the email is about, if any."
     )
