@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import groupby
@@ -36,6 +37,7 @@ import orjson
 from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, ImproperlyConfigured
 from django.db import connections
 from django.db.models import (
+    Aggregate,
     DateField,
     Expression,
     F,
@@ -47,9 +49,8 @@ from django.db.models import (
     QuerySet,
     Subquery,
     TextField,
-    Value,
 )
-from django.db.models.functions import Cast
+from django.db.models.expressions import RawSQL
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
@@ -67,6 +68,24 @@ Annotations = Callable[..., Mapping[str, Any]]
 # --- SQL building blocks ---------------------------------------------------------------------------------------
 
 
+class _Key(Expression):
+    """A key of a JSON object, written into the SQL as a string literal: keys are serializer field names, identifiers
+    checked here, and as literals they cost the driver and the server nothing per request (measured: a day-view
+    statement with its 40 keys as parameters spent 0.5 ms more of Python per request binding them)."""
+
+    def __init__(self, name: str) -> None:
+        if not _IDENTIFIER.fullmatch(name):
+            raise ImproperlyConfigured(f"{name!r} is not a field name that can be a JSON key.")
+        super().__init__(output_field=TextField())
+        self.name = name
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        return f"'{self.name}'", ()
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class _JSONObject(Func):
     """``json_build_object(k1, v1, ...)`` (PostgreSQL, keys in the given order) / ``json_object(...)`` (SQLite)."""
 
@@ -75,16 +94,11 @@ class _JSONObject(Func):
     def __init__(self, pairs: Iterable[tuple[str, Any]]) -> None:
         expressions: list[Any] = []
         for key, value in pairs:
-            expressions.extend((Value(key), value))
+            expressions.extend((_Key(key), value))
         super().__init__(*expressions)
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        # Keys cast to text: with server-side parameter binding PostgreSQL cannot infer a parameter's type in "any".
-        copy = self.copy()
-        copy.set_source_expressions(
-            [Cast(e, TextField()) if i % 2 == 0 else e for i, e in enumerate(copy.get_source_expressions())]
-        )
-        return Func.as_sql(copy, compiler, connection, function="JSON_BUILD_OBJECT", **extra_context)
+        return self.as_sql(compiler, connection, function="JSON_BUILD_OBJECT", **extra_context)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         return self.as_sql(compiler, connection, function="JSON_OBJECT", **extra_context)
@@ -159,6 +173,72 @@ class _Param(Expression):
         return "%s", (self,)
 
 
+@dataclass(frozen=True)
+class _BatchSpec:
+    field: Any  # a forward ManyToManyField of the rendered rows' model
+    serializer_class: SerializerClass  # how each related row renders
+
+
+class _BatchRef(Expression):
+    """The array of the row's related rows, read from the batch ``_b<index>`` (a common table expression of the
+    statement: ``owner``, ``items``); ``[]`` when the row has none."""
+
+    def __init__(self, index: int, owner: Any = None) -> None:
+        super().__init__(output_field=TextField())
+        self.index = index
+        self.owner = owner if owner is not None else F("pk")
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.owner]
+
+    def set_source_expressions(self, exprs: Any) -> None:
+        (self.owner,) = exprs
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        owner, params = compiler.compile(self.owner)
+        name = f"_b{self.index}"
+        return f"COALESCE((SELECT {name}.items FROM {name} WHERE {name}.owner = {owner}), '[]'::json)", params
+
+
+class _JSONAgg(Aggregate):
+    """``json_agg(expression ORDER BY order)`` (PostgreSQL)."""
+
+    function = "JSON_AGG"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        expression, order = self.get_source_expressions()[:2]  # then the (unused) filter
+        sql, params = compiler.compile(expression)
+        order_sql, order_params = compiler.compile(order)
+        return f"JSON_AGG({sql} ORDER BY {order_sql})", (*params, *order_params)
+
+
+#: Where a batch's query reads the ids of the rendered rows (replaced per statement), and how the rows read them.
+_IDS_MARK = "SELECT 0 WHERE FALSE /* jobops: rendered ids */"
+_PAGE_IDS = "SELECT _ids.pk FROM _ids"
+
+
+def _batch_sql(spec: _BatchSpec, using: str) -> tuple[str, tuple[Any, ...]]:
+    """The batch query of ``spec``: ``owner`` (a rendered row's id) and ``items`` (its related rows rendered, in id
+    order), for the owners ``IN (_IDS_MARK)``. Compiled once, like the shape."""
+    field = spec.field
+    through: Any = field.remote_field.through
+    source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
+    source_id, target_id = through._meta.get_field(source).attname, through._meta.get_field(target).attname
+    item = _json_object(spec.serializer_class, field.related_model, prefix=f"{target}__")
+    batch = (
+        through._default_manager.db_manager(using)
+        .filter(**{f"{source_id}__in": RawSQL(_IDS_MARK, ())})
+        .values(owner=F(source_id))
+        .annotate(items=_JSONAgg(item, F(target_id)))
+        .order_by()
+    )
+    sql, params = batch.query.get_compiler(using=using).as_sql()
+    if _IDS_MARK not in sql or _PLACEHOLDER.search(sql[sql.index(_IDS_MARK) :]):
+        raise ImproperlyConfigured("A batch query must read the rendered ids last.")
+    return sql, tuple(params)
+
+
 # --- from serializer fields to expressions ---------------------------------------------------------------------
 
 
@@ -185,15 +265,18 @@ def _fields(serializer_class: SerializerClass) -> dict[str, Any]:
     return dict(serializer.fields)
 
 
-def _value(field: Any, model: type[Model]) -> Any:
-    """The SQL expression rendering one serializer field of a row of ``model``."""
+def _value(field: Any, model: type[Model], prefix: str, batches: list[_BatchSpec] | None) -> Any:
+    """The SQL expression rendering one serializer field of a row of ``model`` (reached through ``prefix``, e.g.
+    ``"equipment__"`` from a link row); ``batches`` collects the arrays batched for the whole statement."""
+    if isinstance(field, serializers.ListSerializer | RelatedCountField) and prefix:
+        raise ImproperlyConfigured(f"{field.field_name}: a nested list is rendered only from the row itself.")
     if isinstance(field, serializers.ListSerializer):
         child: Any = field.child
-        return _json_array(type(child), model, str(field.source))
+        return _json_array(type(child), model, str(field.source), batches)
     if isinstance(field, serializers.Serializer):
         if field.source != "*":
             raise ImproperlyConfigured(f"{field!r}: a nested object is rendered only from the same row (source='*').")
-        return _json_object(type(field), model)
+        return _json_object(type(field), model, prefix, batches)
     if isinstance(field, RelatedCountField):
         return _related_count(field, model)
     source = field.source
@@ -202,15 +285,22 @@ def _value(field: Any, model: type[Model]) -> Any:
     model_field = _model_field(model, source)
     if model_field is None and "." in source:
         raise ImproperlyConfigured(f"{field.field_name}: {source} names no model field.")
-    column = F(source.replace(".", "__"))  # a model field, or an annotation the caller declares
+    if "." in source and not field.allow_null and _nullable_path(model, source):
+        # DRF leaves the key out when a relation on the way is null; the database would render null.
+        raise ImproperlyConfigured(f"{field.field_name}: {source} goes through a nullable relation: allow_null=True.")
+    kind = model_field.get_internal_type() if model_field is not None else None
+    expected = next((kinds for drf, kinds in _COLUMN_KINDS if isinstance(field, drf)), None)
+    if kind is not None and expected is not None and kind not in expected:
+        raise ImproperlyConfigured(f"{field.field_name}: a {kind} column is not rendered as {type(field).__name__}.")
+    column = F(prefix + source.replace(".", "__"))  # a model field, or an annotation the caller declares
     if isinstance(field, serializers.BooleanField):
         return _JSONBoolean(column)
     if isinstance(field, serializers.DateTimeField):
-        if getattr(field, "format", api_settings.DATETIME_FORMAT) not in (ISO_8601, None) or not _renders_utc(field):
+        if getattr(field, "format", api_settings.DATETIME_FORMAT) != ISO_8601 or not _renders_utc(field):
             raise ImproperlyConfigured(f"{field.field_name}: only ISO 8601 datetimes in UTC are rendered by SQL.")
         return _ISODateTime(column)
     if isinstance(field, serializers.DateField):
-        if getattr(field, "format", api_settings.DATE_FORMAT) not in (ISO_8601, None):
+        if getattr(field, "format", api_settings.DATE_FORMAT) != ISO_8601:
             raise ImproperlyConfigured(f"{field.field_name}: only ISO 8601 dates are rendered by SQL.")
         return column  # PostgreSQL's json and SQLite's stored text are ISO 8601
     if isinstance(field, serializers.PrimaryKeyRelatedField):
@@ -220,15 +310,41 @@ def _value(field: Any, model: type[Model]) -> Any:
     if isinstance(field, serializers.IntegerField):
         return column
     if isinstance(field, serializers.CharField | serializers.ChoiceField):
-        if model_field is not None and model_field.get_internal_type() not in ("CharField", "TextField"):
-            raise ImproperlyConfigured(
-                f"{field.field_name}: a non-text column rendered as text is not rendered by SQL."
-            )
         return column
     raise ImproperlyConfigured(
         f"{type(field).__name__} ({field.field_name}) has no SQL rendering in jobops.jsonshape: add one, tested "
         "equal to the serializer, or render this shape with the serializer."
     )
+
+
+_INTEGERS = frozenset(
+    {
+        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
+        "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "ForeignKey", "OneToOneField",
+    }
+)  # fmt: skip
+#: The model columns each kind of serializer field renders as DRF does (checked when a column is a model field; an
+#: annotation is the caller's to type). Order matters: a DateTimeField is a DateField for ``isinstance``.
+_COLUMN_KINDS: tuple[tuple[type, frozenset[str]], ...] = (
+    (serializers.BooleanField, frozenset({"BooleanField"})),
+    (serializers.DateTimeField, frozenset({"DateTimeField"})),
+    (serializers.DateField, frozenset({"DateField"})),
+    (serializers.PrimaryKeyRelatedField, _INTEGERS),
+    (serializers.IntegerField, _INTEGERS),
+    (serializers.ChoiceField, frozenset({"CharField", "TextField"})),
+    (serializers.CharField, frozenset({"CharField", "TextField"})),
+)
+
+
+def _nullable_path(model: type[Model], source: str) -> bool:
+    """Whether a relation on the way to the last part of a dotted ``source`` may be null."""
+    current: Any = model
+    for part in source.split(".")[:-1]:
+        relation = current._meta.get_field(part)
+        if relation.null:
+            return True
+        current = relation.related_model
+    return False
 
 
 def _renders_utc(field: serializers.DateTimeField) -> bool:
@@ -244,9 +360,15 @@ def _related_count(field: RelatedCountField, model: type[Model]) -> Any:
     return Subquery(counted, output_field=IntegerField())
 
 
-def _json_object(serializer_class: SerializerClass, model: type[Model]) -> _JSONObject:
+def _json_object(
+    serializer_class: SerializerClass,
+    model: type[Model],
+    prefix: str = "",
+    batches: list[_BatchSpec] | None = None,
+) -> _JSONObject:
     """One row's body as ``serializer_class`` renders it: a JSON object with its fields in order."""
-    return _JSONObject((name, _value(field, model)) for name, field in _fields(serializer_class).items())
+    fields = _fields(serializer_class).items()
+    return _JSONObject((name, _value(field, model, prefix, batches)) for name, field in fields)
 
 
 def _ordering(serializer_class: SerializerClass, model: type[Model]) -> list[str]:
@@ -257,12 +379,20 @@ def _ordering(serializer_class: SerializerClass, model: type[Model]) -> list[str
     return ordering
 
 
-def _json_array(serializer_class: SerializerClass, model: type[Model], relation: str) -> _JSONArraySubquery:
+def _json_array(
+    serializer_class: SerializerClass, model: type[Model], relation: str, batches: list[_BatchSpec] | None = None
+) -> Any:
     """The JSON array of the related rows ``relation`` (a reverse foreign key or a many-to-many of ``model``), each
-    rendered by ``serializer_class``, ordered by the serializer's ``Meta.ordering`` or the related model's."""
+    rendered by ``serializer_class``, ordered by the serializer's ``Meta.ordering`` or the related model's.
+
+    With ``batches`` (PostgreSQL, the rendered rows themselves), a forward many-to-many in id order is read from a
+    common table expression that aggregates the link rows of every rendered row at once (``_BatchRef``)."""
     field: Any = model._meta.get_field(relation)
     related: type[Model] = field.related_model
     ordering = _ordering(serializer_class, related)
+    if batches is not None and field.many_to_many and not field.auto_created and ordering in (["id"], ["pk"]):
+        batches.append(_BatchSpec(field=field, serializer_class=serializer_class))
+        return _BatchRef(len(batches) - 1)
     if field.many_to_many and not field.auto_created and ordering in (["id"], ["pk"]):
         # A forward many-to-many in id order: the link rows in order, each item looked up by its primary key. PostgreSQL
         # would otherwise hash the whole related table once per row (measured: 40 % less time on the day view's
@@ -301,11 +431,14 @@ def _joined_paths(serializer_class: SerializerClass) -> tuple[str, ...]:
         if isinstance(field, serializers.ListSerializer | RelatedCountField):
             continue
         if isinstance(field, serializers.Serializer):
-            paths.update({path.rsplit("__", 1)[0]: path for path in _joined_paths(type(field))})
+            for path in _joined_paths(type(field)):
+                paths.setdefault(path.rsplit("__", 1)[0], path)
         elif field.source and "." in field.source:
             path = field.source.replace(".", "__")
             paths.setdefault(path.rsplit("__", 1)[0], path)
-    return tuple(sorted(paths.values()))
+    # In the fields' order: the order in which compiling the shape made the joins, so a request's query makes them
+    # in the same order (two joins to one table then get the same aliases).
+    return tuple(paths.values())
 
 
 # --- compiled once, bound per request --------------------------------------------------------------------------
@@ -316,7 +449,8 @@ class _Compiled:
     sql: str
     params: tuple[Any, ...]  # constants, and ``_Param`` markers bound per request
     joins: tuple[str, ...]  # field paths whose joins the SQL reads through
-    aliases: tuple[tuple[str, str], ...]  # (alias, table) of the joins the SQL reads, besides the base table
+    aliases: tuple[tuple[str, Any], ...]  # (alias, join identity) of the joins the SQL reads, besides the base table
+    batches: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # the SQL of ``_b0, _b1, ...`` (``_batch_sql``)
 
 
 @functools.cache
@@ -334,8 +468,10 @@ def _compile(
         markers = {name: _Param(name, _param_field(annotations, name)) for name in _param_names(annotations)}
         template = template.annotate(**annotations(**markers))
     body: Any
+    # Arrays of the rendered rows are batched on PostgreSQL; SQLite reads them per row (the embedded default).
+    batches: list[_BatchSpec] | None = [] if connections[using].vendor == "postgresql" else None
     if relation is None:
-        joins, body = _joined_paths(serializer_class), _json_object(serializer_class, model)
+        joins, body = _joined_paths(serializer_class), _json_object(serializer_class, model, "", batches)
     else:
         joins, body = (), _json_array(serializer_class, model, relation)
     queryset = template.values_list(body)
@@ -345,11 +481,17 @@ def _compile(
     base = queryset.query.get_initial_alias()
     quote = compiler.quote_name_unless_alias
     aliases = tuple(  # the joined tables the SQL reads (a join trimmed to a foreign key column is not read)
-        (alias, join.table_name)
+        (alias, _join_identity(join))
         for alias, join in queryset.query.alias_map.items()
         if alias != base and f"{quote(alias)}." in sql
     )
-    return _Compiled(sql=sql, params=tuple(params), joins=joins, aliases=aliases)
+    batch_sql = tuple(_batch_sql(spec, using) for spec in batches or ())
+    return _Compiled(sql=sql, params=tuple(params), joins=joins, aliases=aliases, batches=batch_sql)
+
+
+def _join_identity(join: Any) -> tuple[Any, ...]:
+    """What makes a join the same join in two queries: table, the alias it hangs from, the columns it joins on."""
+    return (join.table_name, join.parent_alias, tuple(join.join_cols), join.join_type)
 
 
 def _param_names(annotations: Annotations) -> list[str]:
@@ -387,10 +529,12 @@ class _ShapeSQL(Expression):
     ) -> _ShapeSQL:
         for path in self.compiled.joins:
             F(path).resolve_expression(query, allow_joins, reuse)
-        for alias, table in self.compiled.aliases:
+        for alias, identity in self.compiled.aliases:
             join = query.alias_map.get(alias)
-            if join is None or join.table_name != table:
-                raise ImproperlyConfigured(f"The query joins {table} under another alias than {alias}.")
+            if join is None or _join_identity(join) != identity:
+                # The query made another join under the alias the shape reads (a filter through another path to the
+                # same table, say): rendering would read the wrong rows. A programming error, caught by the tests.
+                raise ImproperlyConfigured(f"The query's join {alias} is not the one the shape reads through.")
         return self
 
     def as_sql(self, compiler: Any, connection: Any) -> Any:
@@ -428,13 +572,39 @@ def _sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]] | None:
     return sql, tuple(params)
 
 
+_PLACEHOLDER = re.compile(r"(?<!%)%s")
+
+
+def _batches(shape: _ShapeSQL, ids: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+    """The ``WITH`` clause of the shape's batches (empty without any): ``_ids``, the ids of the rendered rows (the
+    ``pk`` of ``ids``), then ``_b0, _b1, ...`` computed for those ids."""
+    if not shape.compiled.batches:
+        return "", ()
+    compiled = _sql(ids)
+    if compiled is None:
+        return "", ()  # no row: the caller renders nothing
+    ids_sql, params = compiled
+    clauses = [f"_ids AS MATERIALIZED ({ids_sql})"]
+    all_params = list(params)
+    for index, (sql, batch_params) in enumerate(shape.compiled.batches):
+        clauses.append(f"_b{index} AS MATERIALIZED ({sql.replace(_IDS_MARK, _PAGE_IDS, 1)})")
+        all_params.extend(batch_params)
+    return "WITH " + ", ".join(clauses) + " ", tuple(all_params)
+
+
 def _fetch(
-    alias: str, wrapper: str, parts: Mapping[str, tuple[str, tuple[Any, ...]]], *, own: tuple[Any, ...] = ()
+    alias: str,
+    wrapper: str,
+    parts: Mapping[str, tuple[str, tuple[Any, ...]]],
+    *,
+    own: tuple[Any, ...] = (),
+    with_: tuple[str, tuple[Any, ...]] = ("", ()),
 ) -> tuple[Any, ...]:
     """One row of ``wrapper``: SQL in which each ``{name}`` is replaced by the compiled SQL ``parts[name]``, in the
     order the names appear in ``wrapper``; ``own`` are the parameters of the wrapper's own placeholders, which come
-    before every part. The wrappers hold no value: everything else is the ORM's SQL."""
-    sql, params = wrapper, list(own)
+    before every part; ``with_`` a ``WITH`` clause put first. The wrappers hold no value: everything else is the
+    ORM's SQL."""
+    sql, params = with_[0] + wrapper, [*with_[1], *own]
     for name in sorted(parts, key=lambda name: wrapper.index("{" + name + "}")):
         part_sql, part_params = parts[name]
         sql = sql.replace("{" + name + "}", part_sql, 1)
@@ -469,9 +639,16 @@ def render_page(
     count = _sql(queryset.order_by().values("pk"))
     if count is None:
         return 0, _empty()
-    page = _sql(queryset.values(body=_shape(serializer_class, queryset, text=False))[offset : offset + limit])
+    body = _shape(serializer_class, queryset, text=False)
+    page_ids = queryset.values("pk")[offset : offset + limit]
+    with_ = _batches(body, page_ids)
+    if with_[0]:
+        # The rows are those whose ids the batches were computed for (not a second LIMIT that ties could move).
+        page = _sql(queryset.filter(pk__in=RawSQL(_PAGE_IDS, ())).values(body=body))
+    else:
+        page = _sql(page_ids.values(body=body))
     assert page is not None  # the same filters as the count's
-    total, array = _fetch(queryset.db, _PAGE[vendor], {"count": count, "rows": page})
+    total, array = _fetch(queryset.db, _PAGE[vendor], {"count": count, "rows": page}, with_=with_)
     return total, orjson.Fragment(array)
 
 
@@ -481,11 +658,18 @@ def render_one(
     *,
     relation: str | None = None,
 ) -> orjson.Fragment | None:
-    """The first row of ``queryset`` rendered by ``serializer_class`` (with ``relation``: the JSON array of its
-    related rows so rendered), or ``None`` without a row. One statement."""
+    """The row of ``queryset`` (at most one: the views filter by primary key) rendered by ``serializer_class``
+    (with ``relation``: the JSON array of its related rows so rendered), or ``None`` without a row. One statement."""
     body = _shape(serializer_class, queryset, relation=relation)
-    bodies = list(queryset.order_by().values_list(body, flat=True)[:1])
-    return orjson.Fragment(bodies[0]) if bodies else None
+    ids = queryset.order_by().values("pk")[:1]
+    with_ = _batches(body, ids)
+    if not with_[0]:
+        bodies = list(ids.values_list(body, flat=True))
+        return orjson.Fragment(bodies[0]) if bodies else None
+    compiled = _sql(queryset.order_by().filter(pk__in=RawSQL(_PAGE_IDS, ())).values_list(body))
+    assert compiled is not None  # the batches' ids came from the same query
+    (text,) = _fetch(queryset.db, "SELECT ({rows})", {"rows": compiled}, with_=with_)
+    return None if text is None else orjson.Fragment(text)
 
 
 #: The groups of a page of rows, on PostgreSQL: one JSON array of {key: ..., items: [...]}, keys ascending.
@@ -514,16 +698,18 @@ def render_groups(
         key_field, serializers.DateField | serializers.IntegerField | serializers.CharField
     ):
         raise ImproperlyConfigured(f"{group_serializer_class.__name__}: a key field, then a many=True serializer.")
+    if queryset.query.order_by[:1] != (key,):
+        # Python's groupby (SQLite) needs the rows by key; PostgreSQL would group them anyway, so say it once here.
+        raise ImproperlyConfigured(f"render_groups needs a queryset ordered by {key} first.")
     postgres = connections[queryset.db].vendor == "postgresql"
-    rows = queryset.values(
-        key=F(key),
-        body=_shape(type(items_field.child), queryset, annotations=annotations, params=params, text=not postgres),
-    )
+    body = _shape(type(items_field.child), queryset, annotations=annotations, params=params, text=not postgres)
+    rows = queryset.values(key=F(key), body=body)
     if postgres:
         compiled = _sql(rows)
         if compiled is None:
             return _empty()
-        (array,) = _fetch(rows.db, _PG_GROUPS, {"rows": compiled}, own=(key_name, items_name))
+        with_ = _batches(body, queryset.order_by().values("pk"))
+        (array,) = _fetch(rows.db, _PG_GROUPS, {"rows": compiled}, own=(key_name, items_name), with_=with_)
         return orjson.Fragment(array)
     groups = groupby(rows.values_list("key", "body"), key=lambda row: row[0])
     return orjson.Fragment(
