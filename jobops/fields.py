@@ -18,6 +18,10 @@ from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 from rest_framework.serializers import LIST_SERIALIZER_KWARGS, LIST_SERIALIZER_KWARGS_REMOVE
 
+#: An integer written in ASCII digits, as every integer query parameter must be: ``int()`` would also take " 7 ",
+#: "+7", "7_0" and other scripts' digits such as "٧", which the API answers with a 400. The one home of the rule.
+ASCII_INTEGER = re.compile(r"-?[0-9]+")
+
 
 class StrictCharField(serializers.CharField):
     """A JSON string only; numbers, booleans, lists and objects are a 400."""
@@ -50,10 +54,8 @@ class QueryIntegerField(serializers.IntegerField):
     """An integer query parameter written in ASCII digits (DRF's IntegerField also takes ``7.0``, `` 7 `` and
     other scripts' digits, which the rest of the API answers with a 400)."""
 
-    _DIGITS = re.compile(r"-?[0-9]+")
-
     def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, str) and not self._DIGITS.fullmatch(data):
+        if isinstance(data, str) and not ASCII_INTEGER.fullmatch(data):
             self.fail("invalid")
         return super().to_internal_value(data)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import django_filters
@@ -11,7 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema_field
 
-_DIGITS = re.compile(r"-?[0-9]+")
+from jobops.fields import ASCII_INTEGER
 
 # What IdField accepts, so the OpenAPI schema (and clients generated from it) agrees with the 400s.
 ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
@@ -53,7 +52,7 @@ class IdField(forms.IntegerField):
 
     def to_python(self, value: Any) -> int | None:
         # ASCII digits only: Django's IntegerField also takes " 7 ", "+7", "7.0" and non-ASCII digits such as "٧".
-        if isinstance(value, str) and value and not _DIGITS.fullmatch(value):
+        if isinstance(value, str) and value and not ASCII_INTEGER.fullmatch(value):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         return super().to_python(value)
 

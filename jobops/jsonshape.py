@@ -50,7 +50,6 @@ from django.db.models import (
     Subquery,
     TextField,
 )
-from django.db.models.expressions import RawSQL
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
@@ -179,25 +178,19 @@ class _BatchSpec:
     serializer_class: SerializerClass  # how each related row renders
 
 
-class _BatchRef(Expression):
+class _BatchRef(Func):
     """The array of the row's related rows, read from the batch ``_b<index>`` (a common table expression of the
     statement: ``owner``, ``items``); ``[]`` when the row has none."""
 
-    def __init__(self, index: int, owner: Any = None) -> None:
-        super().__init__(output_field=TextField())
+    output_field = TextField()
+    template = "COALESCE((SELECT %(name)s.items FROM %(name)s WHERE %(name)s.owner = %(expressions)s), '[]'::json)"
+
+    def __init__(self, index: int) -> None:
+        super().__init__(F("pk"))
         self.index = index
-        self.owner = owner if owner is not None else F("pk")
 
-    def get_source_expressions(self) -> list[Any]:
-        return [self.owner]
-
-    def set_source_expressions(self, exprs: Any) -> None:
-        (self.owner,) = exprs
-
-    def as_sql(self, compiler: Any, connection: Any) -> Any:
-        owner, params = compiler.compile(self.owner)
-        name = f"_b{self.index}"
-        return f"COALESCE((SELECT {name}.items FROM {name} WHERE {name}.owner = {owner}), '[]'::json)", params
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(compiler, connection, name=f"_b{int(self.index)}", **extra_context)
 
 
 class _JSONAgg(Aggregate):
@@ -211,6 +204,17 @@ class _JSONAgg(Aggregate):
         sql, params = compiler.compile(expression)
         order_sql, order_params = compiler.compile(order)
         return f"JSON_AGG({sql} ORDER BY {order_sql})", (*params, *order_params)
+
+
+class _Fragment(Expression):
+    """A constant SQL fragment of this module, holding no value: where a statement reads its own ``_ids``."""
+
+    def __init__(self, sql: str) -> None:
+        super().__init__(output_field=IntegerField())
+        self.sql = sql
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        return f"({self.sql})", ()
 
 
 #: Where a batch's query reads the ids of the rendered rows (replaced per statement), and how the rows read them.
@@ -228,7 +232,7 @@ def _batch_sql(spec: _BatchSpec, using: str) -> tuple[str, tuple[Any, ...]]:
     item = _json_object(spec.serializer_class, field.related_model, prefix=f"{target}__")
     batch = (
         through._default_manager.db_manager(using)
-        .filter(**{f"{source_id}__in": RawSQL(_IDS_MARK, ())})
+        .filter(**{f"{source_id}__in": _Fragment(_IDS_MARK)})
         .values(owner=F(source_id))
         .annotate(items=_JSONAgg(item, F(target_id)))
         .order_by()
@@ -644,7 +648,7 @@ def render_page(
     with_ = _batches(body, page_ids)
     if with_[0]:
         # The rows are those whose ids the batches were computed for (not a second LIMIT that ties could move).
-        page = _sql(queryset.filter(pk__in=RawSQL(_PAGE_IDS, ())).values(body=body))
+        page = _sql(queryset.filter(pk__in=_Fragment(_PAGE_IDS)).values(body=body))
     else:
         page = _sql(page_ids.values(body=body))
     assert page is not None  # the same filters as the count's
@@ -666,7 +670,7 @@ def render_one(
     if not with_[0]:
         bodies = list(ids.values_list(body, flat=True))
         return orjson.Fragment(bodies[0]) if bodies else None
-    compiled = _sql(queryset.order_by().filter(pk__in=RawSQL(_PAGE_IDS, ())).values_list(body))
+    compiled = _sql(queryset.order_by().filter(pk__in=_Fragment(_PAGE_IDS)).values_list(body))
     assert compiled is not None  # the batches' ids came from the same query
     (text,) = _fetch(queryset.db, "SELECT ({rows})", {"rows": compiled}, with_=with_)
     return None if text is None else orjson.Fragment(text)

@@ -6,7 +6,6 @@ a page past the end gives 404 (DRF's behaviour).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.core.paginator import InvalidPage
@@ -14,7 +13,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
-_DIGITS = re.compile(r"-?[0-9]+")
+from jobops.fields import ASCII_INTEGER
 
 
 def _positive_int(request: Request, name: str) -> int | None:
@@ -22,7 +21,7 @@ def _positive_int(request: Request, name: str) -> int | None:
     if raw is None:
         return None
     # ASCII digits only: int() would also take " 7 ", "+7", "7_0" and non-ASCII digits such as "٧".
-    if not _DIGITS.fullmatch(raw):
+    if not ASCII_INTEGER.fullmatch(raw):
         raise ValidationError({name: ["A valid integer is required."]})
     value = int(raw)
     if value < 1:
