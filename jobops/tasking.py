@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from celery import current_app
 from celery.result import AsyncResult
+
+from jobops.celery import app
 
 
 def send_task_by_name(name: str, args: Sequence[Any] = ()) -> AsyncResult[Any]:
     """Publish the task ``name`` with positional ``args`` (JSON-serialisable ids, never model instances), or run it
     in-process at once when ``task_always_eager`` is set. Raises ``KeyError`` in eager mode for a name no module
-    registered, rather than publishing to a broker that nothing consumes."""
-    app = current_app
+    registered, rather than publishing to a broker that nothing consumes. Always with the JobOps app, never
+    ``current_app``: another Celery app created in the same process (a test's, a script's) would become current."""
     if app.conf.task_always_eager:
         task = app.tasks.get(name)
         if task is None:

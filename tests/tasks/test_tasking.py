@@ -5,7 +5,7 @@ task_always_eager and publish to a broker nobody consumes."""
 from __future__ import annotations
 
 import pytest
-from celery import current_app
+from celery import Celery, current_app
 from celery.result import EagerResult
 
 from jobops.celery import app
@@ -14,8 +14,20 @@ from notifications import services
 
 
 def test_the_outbox_task_names_are_registered():
-    assert current_app._get_current_object() is app  # the helper publishes with the JobOps app
     assert {services.DELIVER_TASK, services.ENQUEUE_TASK} <= set(app.tasks)
+
+
+def test_the_jobops_app_publishes_even_when_another_app_is_current(monkeypatch):
+    other = Celery("another-app", set_as_current=True)  # what a script or a test's own app does
+    try:
+        assert current_app._get_current_object() is other
+        monkeypatch.setitem(app.conf, "task_always_eager", False)
+        sent = []
+        monkeypatch.setattr(app, "send_task", lambda name, **kw: sent.append(name) or "published")
+        assert send_task_by_name("notifications.deliver", args=(1,)) == "published"
+        assert sent == ["notifications.deliver"]
+    finally:
+        app.set_current()
 
 
 def test_eager_runs_the_registered_task_in_process(monkeypatch):
