@@ -588,7 +588,8 @@ def _batches(shape: _ShapeSQL, ids: QuerySet[Any]) -> tuple[str, tuple[Any, ...]
     if compiled is None:
         return "", ()  # no row: the caller renders nothing
     ids_sql, params = compiled
-    clauses = [f"_ids AS MATERIALIZED ({ids_sql})"]
+    # Numbered in the order of ``ids``: a page's rows are read back by id, and aggregated in this order.
+    clauses = [f"_ids AS MATERIALIZED (SELECT _q.pk, row_number() OVER () AS _n FROM ({ids_sql}) _q)"]
     all_params = list(params)
     for index, (sql, batch_params) in enumerate(shape.compiled.batches):
         clauses.append(f"_b{index} AS MATERIALIZED ({sql.replace(_IDS_MARK, _PAGE_IDS, 1)})")
@@ -634,6 +635,13 @@ _PAGE = {
 }
 
 
+#: A page whose rows are read back by the ids in ``_ids`` (see ``_batches``), in their order (PostgreSQL).
+_PAGE_BY_IDS = (
+    "SELECT (SELECT count(*) FROM ({count}) _c), "
+    "(SELECT COALESCE(json_agg(_p.body ORDER BY _i._n), '[]')::text FROM ({rows}) _p JOIN _ids _i ON _i.pk = _p.pk)"
+)
+
+
 def render_page(
     queryset: QuerySet[Any], serializer_class: SerializerClass, *, offset: int, limit: int
 ) -> tuple[int, orjson.Fragment]:
@@ -647,13 +655,21 @@ def render_page(
     page_ids = queryset.values("pk")[offset : offset + limit]
     with_ = _batches(body, page_ids)
     if with_[0]:
-        # The rows are those whose ids the batches were computed for (not a second LIMIT that ties could move).
-        page = _sql(queryset.filter(pk__in=_Fragment(_PAGE_IDS)).values(body=body))
+        # The rows are read back by the ids the batches were computed for (not a second LIMIT that ties could move),
+        # from a plain query: the scope, filters and order were applied once, to the ids.
+        page = _sql(_by_ids(queryset).values("pk", body=body))
+        wrapper = _PAGE_BY_IDS
     else:
         page = _sql(page_ids.values(body=body))
+        wrapper = _PAGE[vendor]
     assert page is not None  # the same filters as the count's
-    total, array = _fetch(queryset.db, _PAGE[vendor], {"count": count, "rows": page}, with_=with_)
+    total, array = _fetch(queryset.db, wrapper, {"count": count, "rows": page}, with_=with_)
     return total, orjson.Fragment(array)
+
+
+def _by_ids(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """The rows of ``queryset``'s model whose ids are the statement's ``_ids`` (already scoped and filtered)."""
+    return queryset.model._default_manager.db_manager(queryset.db).filter(pk__in=_Fragment(_PAGE_IDS))
 
 
 def render_one(
@@ -670,7 +686,7 @@ def render_one(
     if not with_[0]:
         bodies = list(ids.values_list(body, flat=True))
         return orjson.Fragment(bodies[0]) if bodies else None
-    compiled = _sql(queryset.order_by().filter(pk__in=_Fragment(_PAGE_IDS)).values_list(body))
+    compiled = _sql(_by_ids(queryset).values_list(body))
     assert compiled is not None  # the batches' ids came from the same query
     (text,) = _fetch(queryset.db, "SELECT ({rows})", {"rows": compiled}, with_=with_)
     return None if text is None else orjson.Fragment(text)
@@ -709,10 +725,14 @@ def render_groups(
     body = _shape(type(items_field.child), queryset, annotations=annotations, params=params, text=not postgres)
     rows = queryset.values(key=F(key), body=body)
     if postgres:
+        with_ = _batches(body, queryset.order_by().values("pk"))
+        if with_[0] and all(isinstance(term, str) for term in queryset.query.order_by):
+            # Read back by id from a plain query, in the queryset's order (its terms are field paths): the scope and
+            # filters were applied once, to the ids.
+            rows = _by_ids(queryset).order_by(*queryset.query.order_by).values(key=F(key), body=body)
         compiled = _sql(rows)
         if compiled is None:
             return _empty()
-        with_ = _batches(body, queryset.order_by().values("pk"))
         (array,) = _fetch(rows.db, _PG_GROUPS, {"rows": compiled}, own=(key_name, items_name), with_=with_)
         return orjson.Fragment(array)
     groups = groupby(rows.values_list("key", "body"), key=lambda row: row[0])
