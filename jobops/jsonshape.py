@@ -20,6 +20,11 @@ Compiled once: resolving and compiling the expression tree of a shape costs seve
 statement (measured: 2.1 of 2.7 ms of Python per job-list request), so each shape is compiled once per database and
 process (``_compile``); a request compiles only its own query (scope, filters, order, page). Values that change per
 request inside a shape (the dashboard's "today") are declared parameters (``params``), bound per request.
+
+One statement per response: a page and its count, an object, the day view's groups. On PostgreSQL the to-many arrays
+of the rendered rows (a task's equipment) are aggregated once per statement, in a common table expression over the
+ids of the rendered rows (``_batches``), instead of one correlated subquery per row; the rows are then read back by
+those ids. Nested arrays deeper down, and every array on SQLite (the embedded default), are correlated subqueries.
 """
 
 from __future__ import annotations
