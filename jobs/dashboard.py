@@ -20,14 +20,14 @@ from rest_framework.response import Response
 
 from accounts.authentication import request_user
 from accounts.models import User
-from equipment.serializers import EquipmentBriefSerializer
 from jobops.api import ScopedViewSet
-from jobops.fields import QueryIntegerField, ReadModelSerializer
+from jobops.fields import QueryIntegerField
 from jobops.jsonshape import render_groups
 from jobops.roles import ADMIN, TECHNICIAN
 
 from . import rules, selectors
 from .models import Job, JobTask
+from .serializers import JobTaskReadSerializer
 
 #: Largest id the database can store (BigAutoField); a bigger one cannot match a row (and overflows SQLite).
 MAX_ID = 2**63 - 1
@@ -65,25 +65,13 @@ class DashboardJobSerializer(serializers.Serializer):
     )
 
 
-class DashboardTaskSerializer(ReadModelSerializer):
+class DashboardTaskSerializer(JobTaskReadSerializer):
+    # A task as the task endpoints render it, with its job summarised instead of its id, and ``actionable``.
     job = DashboardJobSerializer(source="*")
-    required_equipment = EquipmentBriefSerializer(many=True, read_only=True)
     actionable = serializers.BooleanField(help_text="True only for the first not-completed task of its job.")
 
-    class Meta:
-        model = JobTask
-        fields = [
-            "id",
-            "job",
-            "order",
-            "title",
-            "description",
-            "status",
-            "required_equipment",
-            "started_at",
-            "completed_at",
-            "actionable",
-        ]
+    class Meta(JobTaskReadSerializer.Meta):
+        fields = [*JobTaskReadSerializer.Meta.fields, "actionable"]
         read_only_fields = fields
 
 
