@@ -582,6 +582,8 @@ def _sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]] | None:
 
 
 _PLACEHOLDER = re.compile(r"(?<!%)%s")
+#: The ids of the rendered rows, numbered in their order.
+_IDS_CTE = "_ids AS MATERIALIZED (SELECT _q.pk, row_number() OVER () AS _n FROM ({rows}) _q)"
 
 
 def _batches(shape: _ShapeSQL, ids: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
@@ -594,7 +596,7 @@ def _batches(shape: _ShapeSQL, ids: QuerySet[Any]) -> tuple[str, tuple[Any, ...]
         return "", ()  # no row: the caller renders nothing
     ids_sql, params = compiled
     # Numbered in the order of ``ids``: a page's rows are read back by id, and aggregated in this order.
-    clauses = [f"_ids AS MATERIALIZED (SELECT _q.pk, row_number() OVER () AS _n FROM ({ids_sql}) _q)"]
+    clauses = [_IDS_CTE.replace("{rows}", ids_sql, 1)]
     all_params = list(params)
     for index, (sql, batch_params) in enumerate(shape.compiled.batches):
         clauses.append(f"_b{index} AS MATERIALIZED ({sql.replace(_IDS_MARK, _PAGE_IDS, 1)})")
