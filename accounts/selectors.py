@@ -28,3 +28,9 @@ def user_list_for(*, user: Any) -> QuerySet[User]:
 def user_get_self(*, user: Any) -> User:
     """A fresh copy of the caller's own row (the profile at ``/api/auth/me/``)."""
     return User.objects.get(pk=user.pk)
+
+
+def technician_exists(*, technician_id: int) -> bool:
+    """Whether ``technician_id`` names a user with the technician role (active or not: an admin may look back at a
+    former technician's dashboard). For admins only: the caller checks the role first."""
+    return User.objects.filter(pk=technician_id, role=Role.TECHNICIAN).exists()

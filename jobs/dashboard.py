@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_user
-from accounts.models import User
+from accounts.selectors import technician_exists
 from jobops.api import ScopedViewSet
 from jobops.fields import QueryIntegerField
 from jobops.jsonshape import render_groups
@@ -115,11 +115,6 @@ def dashboard_days(tasks: QuerySet[JobTask], *, today: datetime.date) -> Any:
         annotations=dashboard_annotations,
         params={"today": today},
     )
-
-
-def technician_exists(*, technician_id: int) -> bool:
-    """Whether ``technician_id`` names a user with the technician role (active or not: an admin may look back)."""
-    return User.objects.filter(pk=technician_id, role=User.Role.TECHNICIAN).exists()
 
 
 class TechnicianDashboardViewSet(ScopedViewSet):
