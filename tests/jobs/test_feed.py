@@ -278,3 +278,20 @@ def test_rows_are_recorded_with_the_change_or_not_at_all(sales_agent, technician
     monkeypatch.undo()
     services.job_update(actor=sales_agent, job_id=job.pk, data={"assigned_to": other_technician})
     assert Change.objects.filter(job_id=job.pk).exists()
+
+
+def test_equipment_renamed_updates_the_tasks_that_list_it(api_client, admin_user, sales_agent, technician):
+    drill, other = EquipmentFactory(name="Drill"), EquipmentFactory(name="Saw")
+    job = JobFactory(created_by=sales_agent, assigned_to=technician)
+    task = services.task_add(actor=sales_agent, job_id=job.pk, data={"title": "T", "required_equipment": [drill]})
+    services.task_add(actor=sales_agent, job_id=job.pk, data={"title": "U", "required_equipment": [other]})
+    cursor = cursor_of(api_client(technician))
+    response = api_client(admin_user).patch(f"/api/equipment/{drill.pk}/", {"name": "Hammer drill"}, format="json")
+    assert response.status_code == 200
+    changes, cursor = read_all(api_client(technician), cursor)
+    assert {(c["object_type"], c["object_id"]) for c in changes} == {("job", job.pk), ("task", task.pk)}
+    assert by_object(changes)[("task", task.pk)]["data"]["required_equipment"][0]["name"] == "Hammer drill"
+    # A field tasks do not render changes nothing in the feed.
+    response = api_client(admin_user).patch(f"/api/equipment/{drill.pk}/", {"description": "new"}, format="json")
+    assert response.status_code == 200
+    assert read_all(api_client(technician), cursor)[0] == []
