@@ -400,6 +400,7 @@ class Fixtures:
     detail_job_ids: list[int]
     write_jobs: list[tuple[int, list[tuple[str, int]]]]  # (technician id, [(start|complete, task id)]) per job
     tokens: dict[int, str] = field(default_factory=dict)
+    feed_cursor: str = ""  # a change-feed cursor followed by at least 100 changes (django_side feed-backlog)
     token_source: dict[str, str] = field(default_factory=dict)
 
 
@@ -539,6 +540,12 @@ def build_endpoints(args: argparse.Namespace, fx: Fixtures) -> list[Endpoint]:
             [("*", "GET", f"/api/dashboard/technician/?days={days}", tech)],
             True,
         ),
+        Endpoint(
+            "changes_p100",
+            "change feed, 100 changes",
+            "admin",
+            [("*", "GET", f"/api/changes/?after={fx.feed_cursor}&limit=100", admin)],
+        ),
         Endpoint("analytics", "analytics", "admin", [("*", "GET", "/api/analytics/", admin)], is_list=False),
         Endpoint("audit_p20", "audit list, page 20", "admin", [("*", "GET", "/api/audit/?page_size=20", admin)]),
         Endpoint(
@@ -615,6 +622,7 @@ def median_by(items: list[dict[str, Any]], key: Any) -> dict[str, Any]:
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 TARGET_RATIOS = {"jobs_p20": 0.5, "day_view": 0.5, "jobs_p100": 0.4}
 P99_OVER_P50 = 4.0
+FEED_TARGET = 0.5
 RSS_LIMIT_MB = 150
 
 
@@ -679,6 +687,16 @@ def targets(report: dict[str, Any]) -> list[str]:
             "n/a (" + r.get("status", "not run") + ")" if ratio is None else ("met" if ratio >= target else "MISSED")
         )
         lines.append(f"{name}: ratio to the limit {fmt(ratio, '.3f')} (target >= {target}): {state}")
+    # The feed's page of 100 changes against the limit server's page of 100 jobs (json_agg): target >= 0.5.
+    feed, jobs_limit = by_name.get("changes_p100", {}).get("ours"), by_name.get("jobs_p100", {}).get("limit")
+    if feed and jobs_limit:
+        ratio = feed["rps"] / jobs_limit["rps"]
+        state = "met" if ratio >= FEED_TARGET else "MISSED"
+        lines.append(
+            f"changes_p100: ratio to the limit's page of 100 jobs {ratio:.3f} (target >= {FEED_TARGET}): {state}"
+        )
+    else:
+        lines.append("changes_p100: ratio to the limit's page of 100 jobs: not measured")
     over = [
         f"{r['name']} ({r['ours']['p99_ms']:.0f} / {r['ours']['p50_ms']:.0f} ms)"
         for r in report["endpoints"]
@@ -969,6 +987,7 @@ def main(argv: list[str] | None = None) -> int:
         # --- tokens, fixtures, endpoints ---
         fx = load_fixtures(database_url, args.seed)
         get_tokens(jobops, env, fx)
+        fx.feed_cursor = django_side(env, "feed-backlog", "100").strip()
         report["tokens"] = fx.token_source
         endpoints = build_endpoints(args, fx)
         if args.only:
