@@ -401,6 +401,7 @@ class Fixtures:
     write_jobs: list[tuple[int, list[tuple[str, int]]]]  # (technician id, [(start|complete, task id)]) per job
     tokens: dict[int, str] = field(default_factory=dict)
     token_source: dict[str, str] = field(default_factory=dict)
+    usernames: dict[int, str] = field(default_factory=dict)
 
 
 def load_fixtures(database_url: str, seed: int) -> Fixtures:
@@ -450,6 +451,7 @@ def get_tokens(server: Server, env: dict[str, str], fx: Fixtures) -> None:
     fx.tokens = {int(k): v for k, v in json.loads(django_side(env, "mint-tokens", *map(str, wanted))).items()}
     with psycopg.connect(env["DATABASE_URL"]) as conn:
         names = dict(conn.execute("SELECT id, username FROM accounts_user").fetchall())
+    fx.usernames = names
     for role, uid in (("admin", fx.admin_id), ("sales_agent", fx.sales_id), ("technician", fx.tech_id)):
         status, body = http(
             "POST",
@@ -478,6 +480,7 @@ class Endpoint:
     warmup_lines: list[Line] | None = None  # the write mix warms up on other jobs than it measures
     probe: Line | None = None  # a request to see whether the endpoint exists (default: the first line)
     is_list: bool = True  # its SQL must stay on indexes (analytics aggregates whole tables by design)
+    body: dict[str, Any] | None = None  # the JSON body of every request of a POST endpoint (the login's credentials)
 
 
 def write_lines(
@@ -541,6 +544,16 @@ def build_endpoints(args: argparse.Namespace, fx: Fixtures) -> list[Endpoint]:
         ),
         Endpoint("analytics", "analytics", "admin", [("*", "GET", "/api/analytics/", admin)], is_list=False),
         Endpoint("audit_p20", "audit list, page 20", "admin", [("*", "GET", "/api/audit/?page_size=20", admin)]),
+        # A shift's morning: technicians logging in. Each login verifies a password hash (the hasher's cost is the
+        # point) and writes its refresh token's row; the throttles are raised for the benchmark (django_env).
+        Endpoint(
+            "login",
+            "log in (POST /api/auth/token/)",
+            "technician",
+            [("*", "POST", "/api/auth/token/", "")],
+            is_list=False,
+            body={"username": fx.usernames.get(fx.tech_id, ""), "password": BENCH_PASSWORD},
+        ),
         Endpoint(
             "write_mix",
             "write mix: start/complete tasks",
@@ -556,7 +569,14 @@ def build_endpoints(args: argparse.Namespace, fx: Fixtures) -> list[Endpoint]:
 
 
 def run_wrk(
-    wrk: str, server: Server, lines: list[Line], *, seconds: int, args: argparse.Namespace, raw_path: Path | None
+    wrk: str,
+    server: Server,
+    lines: list[Line],
+    *,
+    seconds: int,
+    args: argparse.Namespace,
+    raw_path: Path | None,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     requests_path = (raw_path or args.results_dir / "warmup").with_suffix(".requests.tsv")
     requests_path.write_text("".join("\t".join(line) + "\n" for line in lines))
@@ -573,6 +593,8 @@ def run_wrk(
         f"{server.base}/",
     ]
     env = {**os.environ, "BENCH_REQUESTS": str(requests_path), "BENCH_HOST": server.host}
+    if body is not None:
+        env["BENCH_BODY"] = json.dumps(body)
     server_before, postgres_before = server.cpu_ticks(), postgres_ticks()
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
     server_cpu, postgres_cpu = server.cpu_ticks() - server_before, postgres_ticks() - postgres_before
@@ -980,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
         report["body_checks"] = {}
         for ep in endpoints:
             _thread, method, path, token = ep.probe or ep.lines[0]
-            status, body = http(method, jobops.base + path, token=token, host=jobops.host)
+            status, body = http(method, jobops.base + path, token=token, host=jobops.host, body=ep.body)
             entry: dict[str, Any] = {"name": ep.name, "label": ep.label, "role": ep.role, "path": path}
             if status == 404:
                 entry["status"] = "missing (404)"
@@ -1046,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
                 for key, server in targets_to_run:
                     if args.warmup > 0:
                         lines = ep.warmup_lines or ep.lines
-                        run_wrk(wrk, server, lines, seconds=args.warmup, args=args, raw_path=None)
+                        run_wrk(wrk, server, lines, seconds=args.warmup, args=args, raw_path=None, body=ep.body)
                     suffix = f"-round{round_no}" if rounds > 1 else ""
                     measured = run_wrk(
                         wrk,
@@ -1055,6 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
                         seconds=args.duration,
                         args=args,
                         raw_path=run_dir / f"wrk-{ep.name}-{key}{suffix}.txt",
+                        body=ep.body,
                     )
                     this_round[key] = measured
                     log(
