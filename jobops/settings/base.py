@@ -130,6 +130,14 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "jobops"}}
 
 # --- Auth -------------------------------------------------------------------------------------------------------
+# Argon2id first (jobops/hashers.py: OWASP's minimum parameters); the others only verify hashes made before it, and
+# Django re-hashes such a password with the first hasher at the user's next successful login.
+PASSWORD_HASHERS = [
+    "jobops.hashers.Argon2idPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
