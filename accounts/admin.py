@@ -4,6 +4,10 @@ referenced by jobs) are shown as messages instead of being written.
 
 ``is_staff`` and ``is_superuser`` are not editable here: they follow the role (see ``accounts.services``). Groups and
 per-user permissions are not used (the role is the permission model), so they are not shown either.
+
+simplejwt's outstanding and blacklisted token admins are unregistered: they showed live refresh tokens in clear (an
+admin could act as any user, unaudited), and deleting a blacklist row revived a logged-out token. Sessions are
+ended with "sign out everywhere" (``accounts.services.user_sign_out``) instead.
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm, UsernameField
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    PasswordChangeForm,
+    UserChangeForm,
+    UserCreationForm,
+    UsernameField,
+)
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPermissions, error_message
 
@@ -58,6 +69,30 @@ class PasswordForm(AdminPasswordChangeForm):
         )
         self.user.refresh_from_db()
         return self.user
+
+
+class OwnPasswordForm(PasswordChangeForm):
+    """The admin site's "change password" page (``/admin/password_change/``): the old password is checked by the form
+    and again by ``user_change_password``, which validates, audits and ends the user's other sessions."""
+
+    def save(self, commit: bool = True) -> Any:
+        services.user_change_password(
+            actor=self.user,
+            user_id=self.user.pk,
+            old_password=self.cleaned_data["old_password"],
+            new_password=self.cleaned_data["new_password1"],
+            field="new_password1",
+        )
+        # The new hash, so the view keeps this browser's session (update_session_auth_hash) and ends the others.
+        self.user.refresh_from_db()
+        return self.user
+
+
+admin.site.password_change_form = OwnPasswordForm  # JobOpsAdminSite's hook
+
+for _token_model in (OutstandingToken, BlacklistedToken):
+    if admin.site.is_registered(_token_model):
+        admin.site.unregister(_token_model)
 
 
 @admin.register(User)

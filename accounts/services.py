@@ -279,6 +279,9 @@ def token_obtain_pair(*, username: str, password: str, request: HttpRequest | No
     An unknown username, a wrong password and an inactive account all give the same 401 (Django's ModelBackend
     also runs the hasher for unknown usernames, so the timing does not tell them apart either).
     """
+    # The identity the admin login form authenticates too (its UsernameField strips and applies NFKC): one account,
+    # one spelling, whichever door is used (and ``jobops.throttles.login_identity`` keys the buckets on it).
+    username = User.normalize_username(username.strip())
     user = authenticate(request, username=username, password=password)
     if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
         raise AuthenticationFailed(BAD_CREDENTIALS, code="no_active_account")

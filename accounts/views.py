@@ -6,6 +6,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +14,7 @@ from rest_framework.views import APIView
 
 from jobops.api import ScopedViewSet
 from jobops.roles import ADMIN, ADMIN_ONLY, SALES_AGENT
-from jobops.throttles import LoginIPThrottle, LoginUserThrottle, PasswordChangeThrottle
+from jobops.throttles import LOGIN_THROTTLES, PasswordChangeThrottle, login_failed, login_succeeded
 
 from . import selectors, services
 from .authentication import request_user
@@ -68,13 +69,16 @@ class _TokenView(APIView):
 
 
 class TokenObtainView(_TokenView):
-    throttle_classes = [LoginIPThrottle, LoginUserThrottle]
+    throttle_classes = list(LOGIN_THROTTLES)
 
     @extend_schema(
         summary="Log in: get an access and a refresh token",
         description=(
             "Wrong password, unknown username and inactive account give the same 401. Throttled per client IP "
-            "(`LOGIN_RATE_PER_IP`, default 30/min) and per username (`LOGIN_RATE_PER_USER`, default 10/min)."
+            "(`LOGIN_RATE_PER_IP`, default 30/min), per username and client IP (`LOGIN_RATE_PER_USER`, default "
+            "10/min) and by a per-username budget of failed attempts from anywhere (`LOGIN_FAILURES_PER_USER`, "
+            "default 100/hour), which a correct password does not spend and which does not apply to a client that "
+            "logged in as that user before."
         ),
         tags=["auth"],
         request=TokenObtainSerializer,
@@ -82,9 +86,14 @@ class TokenObtainView(_TokenView):
     )
     def post(self, request: Request) -> Response:
         data = self.validated(TokenObtainSerializer)
-        pair = services.token_obtain_pair(
-            username=data["username"], password=data["password"], request=request._request
-        )
+        try:
+            pair = services.token_obtain_pair(
+                username=data["username"], password=data["password"], request=request._request
+            )
+        except AuthenticationFailed:
+            login_failed(request, data["username"])
+            raise
+        login_succeeded(request, data["username"])
         return Response(pair)
 
 

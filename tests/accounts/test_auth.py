@@ -246,22 +246,24 @@ def rates(settings):
     def set_rates(ip="100/min", user="100/min"):
         settings.REST_FRAMEWORK = {
             **settings.REST_FRAMEWORK,
-            "DEFAULT_THROTTLE_RATES": {"login_ip": ip, "login_user": user},
+            "DEFAULT_THROTTLE_RATES": {"login_ip": ip, "login_user": user, "login_failures": "1000/hour"},
         }
 
     return set_rates
 
 
-def test_login_throttled_per_username_across_ips(technician, rates):
+def test_login_throttled_per_username_and_client(technician, rates):
     rates(user="3/min")
-    for n in range(3):
-        response = post(TOKEN, {"username": "tech1", "password": "wrong"}, REMOTE_ADDR=f"10.0.0.{n}")
+    for _ in range(3):
+        response = post(TOKEN, {"username": "tech1", "password": "wrong"}, REMOTE_ADDR="10.0.0.1")
         assert response.status_code == 401
-    blocked = post(TOKEN, {"username": "TECH1", "password": DEFAULT_PASSWORD}, REMOTE_ADDR="10.0.0.99")
+    blocked = post(TOKEN, {"username": "TECH1", "password": DEFAULT_PASSWORD}, REMOTE_ADDR="10.0.0.1")
     assert blocked.status_code == 429
     assert "Retry-After" in blocked.headers
-    # Another username from the same IPs is not affected.
+    # Another username from the same client is not affected, nor the same username from another client (no lockout
+    # by strangers: tests/security/test_f4_lockout.py).
     assert post(TOKEN, {"username": "other", "password": "x"}, REMOTE_ADDR="10.0.0.1").status_code == 401
+    assert post(TOKEN, {"username": "tech1", "password": DEFAULT_PASSWORD}, REMOTE_ADDR="10.0.0.2").status_code == 200
 
 
 def test_login_throttled_per_ip_across_usernames(technician, rates):
@@ -275,6 +277,7 @@ def test_login_throttled_per_ip_across_usernames(technician, rates):
 def test_default_login_rates_come_from_settings(settings):
     rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
     assert rates["login_ip"] == "30/min" and rates["login_user"] == "10/min"
+    assert rates["login_failures"] == "100/hour"
 
 
 def test_password_change_shares_the_username_bucket(technician, rates):

@@ -8,7 +8,7 @@ from tests.factories import UserFactory
 def test_admin_login_form_is_throttled_per_username(settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"login_ip": "100/min", "login_user": "3/min"},
+        "DEFAULT_THROTTLE_RATES": {"login_ip": "100/min", "login_user": "3/min", "login_failures": "1000/hour"},
     }
     UserFactory(username="root", role="admin", is_staff=True, is_superuser=True)
     client = Client()
