@@ -6,6 +6,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -124,6 +125,25 @@ class LogoutView(_TokenView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class LogoutEverywhereView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Log out everywhere: end every session of your account",
+        description=(
+            "Every access and refresh token of your account issued until now is refused from now on (401), on every "
+            "device, this one included. `POST /api/auth/logout/` ends one device's refresh token only."
+        ),
+        tags=["auth"],
+        request=None,
+        responses={204: NO_BODY},
+    )
+    def post(self, request: Request) -> Response:
+        user = request_user(request)
+        services.user_sign_out(actor=user, user_id=user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 # --- own profile -------------------------------------------------------------------------------------------------
 
 
@@ -231,6 +251,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         "update": ADMIN_ONLY,
         "partial_update": ADMIN_ONLY,
         "destroy": ADMIN_ONLY,
+        "sign_out": ADMIN_ONLY,
     }
     lookup_value_regex = r"[0-9]+"
 
@@ -257,4 +278,17 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         user = self.get_object()
         services.user_delete(actor=request.user, user_id=user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Sign a user out everywhere (admin)",
+        description="Every access and refresh token of the user issued until now is refused from now on (401).",
+        tags=["users"],
+        request=None,
+        responses={204: NO_BODY},
+    )
+    @action(detail=True, methods=["post"], url_path="sign-out")
+    def sign_out(self, request: Request, pk: str | None = None) -> Response:
+        user = self.get_object()
+        services.user_sign_out(actor=request.user, user_id=user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
