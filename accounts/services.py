@@ -100,6 +100,13 @@ def _validate_password(password: Any, user: User, field: str) -> None:
         raise ValidationError({field: exc.messages}) from None
 
 
+def _ensure_username_distinct(user: User) -> None:
+    """Refuse a username that differs from another user's only by case, after the NFKC normalisation that
+    ``full_clean`` applies: ``ADMIN`` or ``ａｄｍｉｎ`` next to ``admin`` would be look-alikes in the audit trail."""
+    if User.objects.filter(username__iexact=user.username).exclude(pk=user.pk).exists():
+        raise ValidationError({"username": ["A user with that username already exists."]})
+
+
 def _full_clean(user: User, fields: list[str] | None = None) -> None:
     exclude = None
     if fields is not None:
@@ -140,6 +147,7 @@ def user_create(*, actor: Any, data: Mapping[str, Any]) -> User:
     _validate_password(data.get("password"), user, "password")
     user.set_password(data["password"])
     _full_clean(user)
+    _ensure_username_distinct(user)
     try:
         with transaction.atomic():
             user.save(force_insert=True)
@@ -200,6 +208,8 @@ def user_update(*, actor: Any, user_id: int, data: Mapping[str, Any]) -> User:
     update_fields = list(changes)
     if changes:
         _full_clean(user, update_fields)
+    if "username" in changes:
+        _ensure_username_distinct(user)
     if new_password is not None:
         _validate_password(new_password, user, "password")
         user.set_password(new_password)

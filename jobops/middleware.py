@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.cache import patch_cache_control
 from django.utils.functional import SimpleLazyObject, empty
 
 from .context import request_id_var, source_var, system_actor_var
@@ -79,6 +80,24 @@ class RequestIDMiddleware:
         finally:
             for var, token in reversed(tokens):
                 var.reset(token)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every API response to a request that carries credentials (an
+    ``Authorization`` header) and on every response of the token endpoints (``/api/auth/``): what a user's token
+    shows them (and the tokens themselves) must not stay in a browser's or a proxy's cache. Public responses (the
+    schema, the docs, health checks) keep their caching. A client that keeps its own copy still revalidates with
+    ``If-None-Match``: ``no-store`` is about HTTP caches, not about the ETags the API sends."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        path = request.path_info
+        if path.startswith("/api/") and ("HTTP_AUTHORIZATION" in request.META or path.startswith("/api/auth/")):
+            patch_cache_control(response, no_store=True)
+        return response
 
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
