@@ -5,9 +5,8 @@ referenced by jobs) are shown as messages instead of being written.
 ``is_staff`` and ``is_superuser`` are not editable here: they follow the role (see ``accounts.services``). Groups and
 per-user permissions are not used (the role is the permission model), so they are not shown either.
 
-simplejwt's outstanding and blacklisted token admins are unregistered: they showed live refresh tokens in clear (an
-admin could act as any user, unaudited), and deleting a blacklist row revived a logged-out token. Sessions are
-ended with "sign out everywhere" (``accounts.services.user_sign_out``) instead.
+simplejwt's outstanding and blacklisted token admins are unregistered (``jobops.admin_apps``); sessions are ended with
+the "Sign out everywhere" action here (``accounts.services.user_sign_out``) instead.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from django.contrib.auth.forms import (
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPermissions, error_message
 
@@ -90,10 +88,6 @@ class OwnPasswordForm(PasswordChangeForm):
 
 admin.site.password_change_form = OwnPasswordForm  # JobOpsAdminSite's hook
 
-for _token_model in (OutstandingToken, BlacklistedToken):
-    if admin.site.is_registered(_token_model):
-        admin.site.unregister(_token_model)
-
 
 @admin.register(User)
 class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin):
@@ -115,6 +109,7 @@ class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin)
     search_fields = ("username", "first_name", "last_name", "email")
     ordering = ("username",)
     filter_horizontal = ()
+    actions = ["sign_out_everywhere"]
 
     def save_model(self, request: HttpRequest, obj: User, form: ModelForm, change: bool) -> None:
         fields: tuple[str, ...]
@@ -136,6 +131,13 @@ class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin)
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         services.user_delete(actor=request.user, user_id=obj.pk)
+
+    @admin.action(description="Sign out everywhere (end every session of the selected users)")
+    def sign_out_everywhere(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset.values_list("pk", flat=True))
+        for pk in users:
+            services.user_sign_out(actor=request.user, user_id=pk)
+        self.message_user(request, f"Signed out everywhere: {len(users)} user(s).", level=messages.SUCCESS)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         refused = []

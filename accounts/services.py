@@ -265,16 +265,24 @@ def user_delete(*, actor: Any, user_id: int) -> None:
 
 @transaction.atomic
 def user_change_password(
-    *, actor: Any, user_id: int, new_password: Any, old_password: Any | None = None, field: str = "new_password"
+    *,
+    actor: Any,
+    user_id: int,
+    new_password: Any,
+    old_password: Any | None = None,
+    field: str = "new_password",
+    operator: bool = False,
 ) -> User:
     """Set a user's password. Users changing their own password must give the right ``old_password`` (400
     ``old_password`` otherwise), so a stolen access token cannot take over the account; an admin may set another
-    user's password without it. The new password must pass Django's validators (400 on ``field``).
+    user's password without it, and so may an ``operator`` (``manage.py changepassword``: someone with a shell on the
+    server, ``actor=None``). The new password must pass Django's validators (400 on ``field``).
 
-    Writes ``user.password_changed`` with no values at all (never a hash).
+    Every password change in JobOps ends here (the API, the admin's pages, the command) or in ``user_update`` for an
+    admin setting another user's password. Writes ``user.password_changed`` with no values at all (never a hash).
     """
-    is_self = getattr(actor, "pk", None) == user_id
-    if not is_self:
+    is_self = actor is not None and getattr(actor, "pk", None) == user_id
+    if not is_self and not (operator and actor is None):
         _ensure_admin(actor)
     user = _lock_user(user_id)
     if is_self and not (isinstance(old_password, str) and user.check_password(old_password)):

@@ -37,6 +37,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "jobops.admin_apps.JobOpsAdminConfig",  # django.contrib.admin with the login throttles
+    # Before django.contrib.auth: its `changepassword` command replaces Django's (which saved without the service).
+    "accounts",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -50,7 +52,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "jobops",
-    "accounts",
     "equipment",
     "jobs",
     "audit",

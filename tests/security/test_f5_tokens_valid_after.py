@@ -95,3 +95,19 @@ def test_the_check_costs_no_extra_query(technician, clock, django_assert_num_que
         assert fresh.get(ME).status_code == 200
     with django_assert_num_queries(1):
         assert bearer(pair["access"]).get(ME).status_code == 401
+
+
+def test_admin_site_action_signs_users_out_everywhere(technician, admin_user, clock):
+    from django.test import Client
+
+    pair = login("tech1")
+    later(clock)
+    browser = Client()
+    browser.force_login(admin_user)
+    response = browser.post(
+        "/admin/accounts/user/", {"action": "sign_out_everywhere", "_selected_action": [technician.pk]}
+    )
+    assert response.status_code == 302, response.content[:2000]
+    assert bearer(pair["access"]).get(ME).status_code == 401
+    entry = AuditEntry.objects.get(action="user.signed_out")
+    assert (entry.object_id, entry.actor_id, entry.source) == (technician.pk, admin_user.pk, "admin")
