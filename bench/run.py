@@ -184,6 +184,7 @@ def django_env(args: argparse.Namespace, database_url: str, var_dir: Path) -> di
             "CACHE_KEY_PREFIX": f"jobops-bench-{os.getpid()}",
             "LOGIN_RATE_PER_IP": "100000/min",
             "LOGIN_RATE_PER_USER": "100000/min",
+            "LOGIN_FAILURES_PER_USER": "100000/min",
             "JWT_ACCESS_MINUTES": "240",
             "LOG_LEVEL": "WARNING",
             "TIME_ZONE": "UTC",

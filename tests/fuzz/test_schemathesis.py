@@ -74,6 +74,7 @@ def fuzz_server():
             # Relaxed here only: five identities log in, and the token endpoint itself is fuzzed.
             LOGIN_RATE_PER_IP="100000/min",
             LOGIN_RATE_PER_USER="100000/min",
+            LOGIN_FAILURES_PER_USER="100000/min",
         )
         harness.run_manage(env, "migrate", "--noinput")
         harness.run_manage(env, "seed_demo")
