@@ -1,6 +1,8 @@
 """Auth over HTTP: login, refresh rotation, logout, deactivation, own profile, password change, login throttles."""
 
 import pytest
+import time_machine
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -250,7 +252,9 @@ def rates(settings):
             "DEFAULT_THROTTLE_RATES": {"login_ip": ip, "login_user": user, "login_failures": "1000/hour"},
         }
 
-    return set_rates
+    # The throttles count in fixed windows: the clock stands still so that no test straddles two.
+    with time_machine.travel(timezone.now(), tick=False):
+        yield set_rates
 
 
 def test_login_throttled_per_username_and_client(technician, rates):
