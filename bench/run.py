@@ -184,6 +184,7 @@ def django_env(args: argparse.Namespace, database_url: str, var_dir: Path) -> di
             "CACHE_KEY_PREFIX": f"jobops-bench-{os.getpid()}",
             "LOGIN_RATE_PER_IP": "100000/min",
             "LOGIN_RATE_PER_USER": "100000/min",
+            "LOGIN_FAILURES_PER_USER": "100000/min",
             "JWT_ACCESS_MINUTES": "240",
             "LOG_LEVEL": "WARNING",
             "TIME_ZONE": "UTC",
@@ -402,6 +403,7 @@ class Fixtures:
     tokens: dict[int, str] = field(default_factory=dict)
     feed_cursor: str = ""  # a change-feed cursor followed by at least 100 changes (django_side feed-backlog)
     token_source: dict[str, str] = field(default_factory=dict)
+    usernames: dict[int, str] = field(default_factory=dict)
 
 
 def load_fixtures(database_url: str, seed: int) -> Fixtures:
@@ -451,6 +453,7 @@ def get_tokens(server: Server, env: dict[str, str], fx: Fixtures) -> None:
     fx.tokens = {int(k): v for k, v in json.loads(django_side(env, "mint-tokens", *map(str, wanted))).items()}
     with psycopg.connect(env["DATABASE_URL"]) as conn:
         names = dict(conn.execute("SELECT id, username FROM accounts_user").fetchall())
+    fx.usernames = names
     for role, uid in (("admin", fx.admin_id), ("sales_agent", fx.sales_id), ("technician", fx.tech_id)):
         status, body = http(
             "POST",
@@ -479,6 +482,7 @@ class Endpoint:
     warmup_lines: list[Line] | None = None  # the write mix warms up on other jobs than it measures
     probe: Line | None = None  # a request to see whether the endpoint exists (default: the first line)
     is_list: bool = True  # its SQL must stay on indexes (analytics aggregates whole tables by design)
+    body: dict[str, Any] | None = None  # the JSON body of every request of a POST endpoint (the login's credentials)
 
 
 def write_lines(
@@ -548,6 +552,16 @@ def build_endpoints(args: argparse.Namespace, fx: Fixtures) -> list[Endpoint]:
         ),
         Endpoint("analytics", "analytics", "admin", [("*", "GET", "/api/analytics/", admin)], is_list=False),
         Endpoint("audit_p20", "audit list, page 20", "admin", [("*", "GET", "/api/audit/?page_size=20", admin)]),
+        # A shift's morning: technicians logging in. Each login verifies a password hash (the hasher's cost is the
+        # point) and writes its refresh token's row; the throttles are raised for the benchmark (django_env).
+        Endpoint(
+            "login",
+            "log in (POST /api/auth/token/)",
+            "technician",
+            [("*", "POST", "/api/auth/token/", "")],
+            is_list=False,
+            body={"username": fx.usernames.get(fx.tech_id, ""), "password": BENCH_PASSWORD},
+        ),
         Endpoint(
             "write_mix",
             "write mix: start/complete tasks",
@@ -563,7 +577,14 @@ def build_endpoints(args: argparse.Namespace, fx: Fixtures) -> list[Endpoint]:
 
 
 def run_wrk(
-    wrk: str, server: Server, lines: list[Line], *, seconds: int, args: argparse.Namespace, raw_path: Path | None
+    wrk: str,
+    server: Server,
+    lines: list[Line],
+    *,
+    seconds: int,
+    args: argparse.Namespace,
+    raw_path: Path | None,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     requests_path = (raw_path or args.results_dir / "warmup").with_suffix(".requests.tsv")
     requests_path.write_text("".join("\t".join(line) + "\n" for line in lines))
@@ -580,6 +601,8 @@ def run_wrk(
         f"{server.base}/",
     ]
     env = {**os.environ, "BENCH_REQUESTS": str(requests_path), "BENCH_HOST": server.host}
+    if body is not None:
+        env["BENCH_BODY"] = json.dumps(body)
     server_before, postgres_before = server.cpu_ticks(), postgres_ticks()
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
     server_cpu, postgres_cpu = server.cpu_ticks() - server_before, postgres_ticks() - postgres_before
@@ -999,7 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
         report["body_checks"] = {}
         for ep in endpoints:
             _thread, method, path, token = ep.probe or ep.lines[0]
-            status, body = http(method, jobops.base + path, token=token, host=jobops.host)
+            status, body = http(method, jobops.base + path, token=token, host=jobops.host, body=ep.body)
             entry: dict[str, Any] = {"name": ep.name, "label": ep.label, "role": ep.role, "path": path}
             if status == 404:
                 entry["status"] = "missing (404)"
@@ -1065,7 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
                 for key, server in targets_to_run:
                     if args.warmup > 0:
                         lines = ep.warmup_lines or ep.lines
-                        run_wrk(wrk, server, lines, seconds=args.warmup, args=args, raw_path=None)
+                        run_wrk(wrk, server, lines, seconds=args.warmup, args=args, raw_path=None, body=ep.body)
                     suffix = f"-round{round_no}" if rounds > 1 else ""
                     measured = run_wrk(
                         wrk,
@@ -1074,6 +1097,7 @@ def main(argv: list[str] | None = None) -> int:
                         seconds=args.duration,
                         args=args,
                         raw_path=run_dir / f"wrk-{ep.name}-{key}{suffix}.txt",
+                        body=ep.body,
                     )
                     this_round[key] = measured
                     log(
