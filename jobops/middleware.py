@@ -18,6 +18,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
+from . import views
 from .context import request_id_var, source_var, system_actor_var
 
 HEADER = "X-Request-ID"
@@ -79,3 +80,23 @@ class RequestIDMiddleware:
         finally:
             for var, token in reversed(tokens):
                 var.reset(token)
+
+
+class ApiJsonErrorsMiddleware:
+    """An ``/api/`` answer is JSON in every mode. With ``DEBUG`` off, ``handler404``/``handler500``
+    (``jobops.views``) already answer JSON; with it on, Django answers its HTML debug pages instead (an unknown
+    ``/api/`` path under ``make run``, say): those are replaced by the same JSON bodies (the traceback is still
+    logged by ``django.request``)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code in (404, 500)
+            and request.path.startswith("/api/")
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
+            return views.not_found(request) if response.status_code == 404 else views.server_failure(request)
+        return response
