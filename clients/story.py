@@ -2,7 +2,7 @@
 
 Type-checked with ``mypy --strict`` (no casts, no ignores) and run against a live server: every call must answer
 the expected status and parse into its documented model. Usage: ``python story.py BASE_URL`` with the generated
-``jobops_client`` package on ``PYTHONPATH`` and the demo users of ``manage.py seed_demo``.
+``job_ops_api_client`` package on ``PYTHONPATH`` and the demo users of ``manage.py seed_demo``.
 """
 
 from __future__ import annotations
@@ -12,16 +12,21 @@ import sys
 import uuid
 from typing import TypeVar
 
-from jobops_client import AuthenticatedClient, Client
-from jobops_client.api.audit import audit_list
-from jobops_client.api.auth import (
+from job_ops_api_client import AuthenticatedClient, Client
+from job_ops_api_client.api.audit import audit_list
+from job_ops_api_client.api.auth import (
     auth_logout_create,
     auth_me_retrieve,
     auth_token_create,
     auth_token_refresh_create,
 )
-from jobops_client.api.equipment import equipment_create, equipment_list, equipment_retrieve, equipment_usage_retrieve
-from jobops_client.api.jobs import (
+from job_ops_api_client.api.equipment import (
+    equipment_create,
+    equipment_list,
+    equipment_retrieve,
+    equipment_usage_retrieve,
+)
+from job_ops_api_client.api.jobs import (
     jobs_cancel_create,
     jobs_complete_create,
     jobs_create,
@@ -30,9 +35,9 @@ from jobops_client.api.jobs import (
     jobs_partial_update,
     jobs_retrieve,
 )
-from jobops_client.api.notifications import notifications_list
-from jobops_client.api.reports import analytics_retrieve, dashboard_technician_list
-from jobops_client.api.tasks import (
+from job_ops_api_client.api.notifications import notifications_list
+from job_ops_api_client.api.reports import analytics_retrieve, dashboard_technician_list
+from job_ops_api_client.api.tasks import (
     jobs_tasks_create,
     jobs_tasks_list,
     jobs_tasks_reorder_create,
@@ -40,8 +45,8 @@ from jobops_client.api.tasks import (
     tasks_list,
     tasks_start_create,
 )
-from jobops_client.api.users import users_create, users_list
-from jobops_client.models import (
+from job_ops_api_client.api.users import users_create, users_list
+from job_ops_api_client.models import (
     Analytics,
     DashboardDay,
     EquipmentRead,
@@ -74,7 +79,7 @@ from jobops_client.models import (
     UserRead,
     ValidationError,
 )
-from jobops_client.types import Response
+from job_ops_api_client.types import Response
 
 PASSWORD = "jobops-demo-2026"  # seed_demo's DEMO_PASSWORD
 
