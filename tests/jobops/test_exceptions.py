@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.test import Client, override_settings
 
@@ -42,6 +44,18 @@ def test_unknown_api_url_is_json_404_in_every_mode(debug, path):
 def test_unknown_page_outside_the_api_keeps_the_debug_page():
     response = Client().get("/no-such-page/")
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_an_html_500_of_the_api_becomes_json(rf):
+    from django.http import HttpResponseServerError
+
+    from jobops.middleware import ApiJsonErrorsMiddleware
+
+    middleware = ApiJsonErrorsMiddleware(lambda request: HttpResponseServerError("<h1>Traceback</h1>"))
+    response = middleware(rf.get("/api/jobs/"))
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == {"detail": "Internal server error.", "code": "server_error"}
+    assert middleware(rf.get("/admin/")).content == b"<h1>Traceback</h1>"
 
 
 def test_a_json_404_of_the_api_is_left_alone(rf):
