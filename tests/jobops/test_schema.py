@@ -100,3 +100,14 @@ def test_error_bodies_are_exactly_detail_and_code(admin_user, technician, reques
     assert set(body) == {"detail", "code"}, body
     assert isinstance(body["detail"], str) and body["detail"]
     assert isinstance(body["code"], str) and body["code"]
+
+
+def test_an_error_documented_without_a_body_gets_the_error_schema():
+    from jobops.schema import add_error_responses
+
+    operation = {"responses": {"200": {"description": "ok"}, "410": {"description": "`cursor_expired`"}}}
+    result = add_error_responses({"paths": {"/api/x/": {"get": operation}}}, None, None, True)
+    gone = result["paths"]["/api/x/"]["get"]["responses"]["410"]
+    assert gone["description"] == "`cursor_expired`"
+    assert gone["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert "content" not in result["paths"]["/api/x/"]["get"]["responses"]["200"]
