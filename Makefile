@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# An empty HOST= or PORT= (from the environment, say) means the default, not a broken address.
+HOST := $(or $(HOST),127.0.0.1)
+PORT := $(or $(PORT),8000)
 # The embedded default: SQLite under var/, in-process tasks, console email. A local secret, DEBUG on.
 RUN_ENV := DJANGO_DEBUG=1 DJANGO_SECRET_KEY=local-dev-$(shell hostname)-jobops-embedded-default-key
 
@@ -26,12 +29,15 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-## make run: install, migrate the embedded SQLite database, seed demo data and serve on http://127.0.0.1:8000
+## make run: install, migrate the embedded SQLite database, seed demo data and serve on http://$(HOST):$(PORT)
+## Quiet on purpose: what runs, where, how to log in, then one log line per request (LOG_FORMAT=plain).
 run: install
-	mkdir -p var
-	$(RUN_ENV) $(PY) manage.py migrate --noinput
-	$(RUN_ENV) $(PY) manage.py seed_demo
-	$(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+	@mkdir -p var
+	@echo "JobOps, the embedded default: SQLite in var/db.sqlite3, Celery tasks in-process, emails written to var/mail/"
+	@$(RUN_ENV) $(PY) manage.py migrate --noinput -v 0
+	@$(RUN_ENV) LOG_LEVEL=WARNING $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	@echo "Serving on http://$(HOST):$(PORT)/ (Django's development server; stop with Ctrl-C)."
+	@$(RUN_ENV) LOG_FORMAT=plain $(PY) manage.py runserver $(HOST):$(PORT)
 
 ## make test: install everything and run the whole test suite (SQLite unless DATABASE_URL says otherwise)
 test: install-dev

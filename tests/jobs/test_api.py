@@ -474,6 +474,20 @@ def test_default_and_priority_ordering(people, many_jobs):
     assert ids(call(admin, "get", "/api/jobs/?ordering=status,-scheduled_date")) == [d.pk, b.pk, a.pk, c.pk]
 
 
+def test_repeated_ordering_means_the_same_as_comma_separated(people, many_jobs):
+    # What a generated client sends for an array parameter (OpenAPI form style, explode): no key is dropped.
+    admin = people["admin"]
+    a, b, c, d = many_jobs
+    assert ids(call(admin, "get", "/api/jobs/?ordering=status&ordering=-scheduled_date")) == [d.pk, b.pk, a.pk, c.pk]
+    assert ids(call(admin, "get", "/api/jobs/?ordering=priority&ordering=-scheduled_date")) == [a.pk, d.pk, c.pk, b.pk]
+    assert ids(call(admin, "get", "/api/jobs/?ordering=-scheduled_date&ordering=priority")) == [d.pk, b.pk, a.pk, c.pk]
+    assert ids(call(admin, "get", "/api/jobs/?ordering=status,-priority&ordering=created_at")) == ids(
+        call(admin, "get", "/api/jobs/?ordering=status,-priority,created_at")
+    )
+    response = call(admin, "get", "/api/jobs/?ordering=status&ordering=title")
+    assert response.status_code == 400 and "ordering" in response.json()
+
+
 @pytest.mark.parametrize(
     "query, field",
     [

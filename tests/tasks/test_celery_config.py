@@ -80,7 +80,7 @@ def test_full_stack_settings_contract(tmp_path):
 
 def test_embedded_default_runs_tasks_in_process(tmp_path):
     conf = probe(DJANGO_DEBUG="1", JOBOPS_VAR_DIR=str(tmp_path))
-    assert conf["eager"] is True and conf["broker"] == "memory://"
+    assert conf["eager"] is True and conf["broker"] == "memory://localhost/"
 
 
 def test_beat_schedule_names_registered_tasks(settings):
