@@ -27,6 +27,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
+from jobops.roles import ADMIN
 from jobops.tasking import send_task_by_name
 
 from .models import Notification
@@ -358,3 +360,20 @@ def notify_daily_reminders(*, reminders: Iterable[DailyReminder], today: datetim
         if reminder.jobs
     ]
     return _store(rows)
+
+
+def notify_webhook_disabled(*, endpoint_id: int, url: str, reason: str) -> list[int]:
+    """Queue ``webhook_disabled`` to every active admin in the caller's transaction (the endpoint was disabled after
+    failing for days); once per endpoint and day."""
+    admins = User.objects.filter(role=ADMIN, is_active=True).order_by("pk")
+    day = timezone.localdate().isoformat()
+    return _store(
+        _row(
+            kind=Kind.WEBHOOK_DISABLED,
+            to=Person.of(admin),
+            subject=f"Webhook endpoint #{endpoint_id} disabled",
+            context={"endpoint_id": endpoint_id, "url": url, "reason": reason},
+            dedupe_key=f"webhook_disabled:{endpoint_id}:{day}:{admin.pk}",
+        )
+        for admin in admins
+    )

@@ -301,7 +301,7 @@ CELERY_TASK_TIME_LIMIT = 300  # well below RabbitMQ's 30 min consumer_timeout
 # Publishing while the broker is down fails fast (the outbox sweep retries later) instead of hanging a request.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed"]
+CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed", "tasks.webhooks"]
 
 OVERDUE_SWEEP_HOUR = env.int("OVERDUE_SWEEP_HOUR", default=0)
 OVERDUE_SWEEP_MINUTE = env.int("OVERDUE_SWEEP_MINUTE", default=5)
@@ -310,6 +310,18 @@ DAILY_REMINDER_HOUR = env.int("DAILY_REMINDER_HOUR", default=7)
 CHANGE_FEED_RETENTION_DAYS = env.int("CHANGE_FEED_RETENTION_DAYS", default=30)
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=6)
 NOTIFICATION_GRACE_SECONDS = env.int("NOTIFICATION_GRACE_SECONDS", default=120)
+# Outbound webhooks (notifications.webhooks): hosts exempt from the SSRF address check (e.g. an internal receiver),
+# the retry delays in seconds after each failed attempt (about 3 days in all, +-25 % jitter each), the days of
+# straight failures after which an endpoint is disabled, and how often the relay turns feed rows into deliveries.
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_RETRY_SCHEDULE = [
+    int(x)
+    for x in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["5", "60", "300", "1800", "7200", "18000", "36000"] + ["43200"] * 5
+    )
+]
+WEBHOOK_DISABLE_AFTER_DAYS = env.int("WEBHOOK_DISABLE_AFTER_DAYS", default=5)
+WEBHOOK_RELAY_SECONDS = env.float("WEBHOOK_RELAY_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE = {
     # https://crontab.guru/#5_0_*_*_* : daily, shortly after midnight in TIME_ZONE
     "flag-overdue-jobs": {
@@ -334,6 +346,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.requeue_unsent",
         "schedule": crontab(),
         "options": {"expires": 55},
+    },
+    # every WEBHOOK_RELAY_SECONDS: turn new change-feed rows into webhook deliveries (jobs.webhooks)
+    "relay-webhooks": {
+        "task": "jobs.relay_webhooks",
+        "schedule": WEBHOOK_RELAY_SECONDS,
+        "options": {"expires": max(1.0, WEBHOOK_RELAY_SECONDS)},
     },
 }
 
