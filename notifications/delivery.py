@@ -28,7 +28,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from jobops.exceptions import ApplicationError
 
-from . import webhooks
+from . import push, sms, webhooks
 from .models import Notification, WebhookEndpoint
 from .services import enqueue_deliveries, notify_webhook_disabled
 
@@ -92,6 +92,16 @@ def notification_render(notification: Notification) -> EmailMultiAlternatives:
     return message
 
 
+def _send(notification: Notification) -> None:
+    """Send one message on its channel (webhooks have their own path, ``_deliver_webhook``)."""
+    if notification.channel == Channel.PUSH:
+        push.push_send(notification)
+    elif notification.channel == Channel.SMS:
+        sms.sms_send(notification)
+    else:
+        notification_render(notification).send(fail_silently=False)
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
@@ -120,7 +130,7 @@ def notification_deliver(*, notification_id: int, now: datetime.datetime | None 
         notification.attempts += 1
         error: BaseException | None = None
         try:
-            notification_render(notification).send(fail_silently=False)
+            _send(notification)
         except Exception as exc:  # classified below; never lost
             error = exc
         now = now or timezone.now()

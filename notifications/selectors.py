@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from jobops.roles import is_admin
 
-from .models import Notification, WebhookEndpoint
+from .models import Notification, PushSubscription, WebhookEndpoint
 
 
 def notification_list_for(*, user: Any) -> QuerySet[Notification]:
@@ -36,3 +36,10 @@ def webhook_delivery_list_for(*, user: Any) -> QuerySet[Notification]:
     if not is_admin(user):
         return Notification.objects.none()
     return Notification.objects.filter(channel=Notification.Channel.WEBHOOK).order_by("-created_at", "-id")
+
+
+def push_subscription_list_for(*, user: Any) -> QuerySet[PushSubscription]:
+    """The caller's own push subscriptions (every role subscribes for itself; nobody sees another's)."""
+    if not getattr(user, "is_authenticated", False):
+        return PushSubscription.objects.none()
+    return PushSubscription.objects.filter(user_id=user.pk).order_by("id")

@@ -8,8 +8,8 @@ from rest_framework import serializers
 
 from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField, UTCDateTimeField
 
-from . import webhooks
-from .models import Notification, WebhookEndpoint
+from . import preferences, push, webhooks
+from .models import Notification, PushSubscription, WebhookEndpoint
 
 #: The delivery log's words for the outbox statuses.
 DELIVERY_STATUS: dict[str, Literal["pending", "delivered", "failed"]] = {
@@ -97,3 +97,43 @@ class WebhookDeliveryReadSerializer(ReadModelSerializer):
 
     def get_status(self, obj: Notification) -> Literal["pending", "delivered", "failed"]:
         return DELIVERY_STATUS[obj.status]
+
+
+# --- preferences and push subscriptions ----------------------------------------------------------------------------
+
+
+def _kinds_field(channel: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=list(preferences.KINDS)),
+        required=False,
+        max_length=len(preferences.KINDS),
+        help_text=f"The kinds of message you get by {channel}.",
+    )
+
+
+class NotificationPreferencesSerializer(serializers.Serializer):
+    """``{"email": [kinds], "push": [kinds], "sms": [kinds]}``; a PATCH may send any of the three."""
+
+    email = _kinds_field("email")
+    push = _kinds_field("Web Push")
+    sms = _kinds_field("SMS")
+
+
+class PushSubscriptionKeysSerializer(serializers.Serializer):
+    p256dh = StrictCharField(max_length=200, help_text="The browser's P-256 public key, base64url.")
+    auth = StrictCharField(max_length=100, help_text="The browser's auth secret, base64url.")
+
+
+class PushSubscriptionWriteSerializer(serializers.Serializer):
+    """The browser's ``PushSubscription.toJSON()`` (``expirationTime`` is accepted and ignored)."""
+
+    endpoint = serializers.URLField(max_length=2000, validators=[push.validate_endpoint])
+    keys = PushSubscriptionKeysSerializer()
+    expirationTime = serializers.IntegerField(required=False, allow_null=True)  # noqa: N815 - the browser's name
+
+
+class PushSubscriptionReadSerializer(ReadModelSerializer):
+    class Meta:
+        model = PushSubscription
+        fields = ("id", "endpoint", "created_at")
+        read_only_fields = fields

@@ -7,16 +7,22 @@ from typing import Any
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from accounts.authentication import request_user
 from jobops.api import ScopedViewSet
-from jobops.roles import ADMIN_ONLY
+from jobops.roles import ADMIN_ONLY, ALL_ROLES
 
-from . import delivery, selectors, webhooks
+from . import delivery, preferences, push, selectors, webhooks
 from .filters import NotificationFilter
 from .serializers import (
+    NotificationPreferencesSerializer,
     NotificationReadSerializer,
+    PushSubscriptionReadSerializer,
+    PushSubscriptionWriteSerializer,
     WebhookDeliveryReadSerializer,
     WebhookEndpointReadSerializer,
     WebhookEndpointSecretSerializer,
@@ -188,3 +194,64 @@ class WebhookDeliveryViewSet(ScopedViewSet):
     def retry(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         row = delivery.notification_retry(actor=request.user, notification_id=self.get_object().pk)
         return self.render(row)
+
+
+class NotificationPreferencesView(APIView):
+    """``/api/auth/me/notifications/``: the caller's kinds per channel."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Your notification channels per kind",
+        description=(
+            "Defaults: every kind by email, `job_assigned` and `daily_reminder` by push, none by SMS. SMS goes to "
+            "your `phone` (E.164) when the server has Twilio configured; push to your registered browsers."
+        ),
+        tags=["auth"],
+        responses={200: NotificationPreferencesSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(preferences.preferences_of(request_user(request).pk))
+
+    @extend_schema(
+        summary="Change your notification channels",
+        description="Send any of `email`, `push`, `sms`: each replaces that channel's list; the others stay.",
+        tags=["auth"],
+        request=NotificationPreferencesSerializer,
+        responses={200: NotificationPreferencesSerializer},
+    )
+    def patch(self, request: Request) -> Response:
+        serializer = NotificationPreferencesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(preferences.preferences_update(user=request_user(request), data=serializer.validated_data))
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your Web Push subscriptions", tags=["notifications"]),
+    destroy=extend_schema(summary="Remove a Web Push subscription", tags=["notifications"]),
+)
+class PushSubscriptionViewSet(mixins.ListModelMixin, ScopedViewSet):
+    """The caller's own Web Push subscriptions (every role)."""
+
+    selector = selectors.push_subscription_list_for
+    read_serializer_class = PushSubscriptionReadSerializer
+    write_serializer_classes = {"create": PushSubscriptionWriteSerializer}
+    allowed_roles = dict.fromkeys(("list", "create", "destroy"), ALL_ROLES)
+
+    @extend_schema(
+        summary="Register this browser for Web Push",
+        description="The body is the browser's `PushSubscription` JSON. The endpoint must be an https push service.",
+        tags=["notifications"],
+        request=PushSubscriptionWriteSerializer,
+        responses={201: PushSubscriptionReadSerializer},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = self.validate_input()
+        subscription = push.push_subscribe(
+            user=request.user, endpoint=data["endpoint"], p256dh=data["keys"]["p256dh"], auth=data["keys"]["auth"]
+        )
+        return self.render(subscription, status_code=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        push.push_unsubscribe(user=request.user, subscription_id=self.get_object().pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -23,19 +23,15 @@ import base64
 import datetime
 import hashlib
 import hmac
-import ipaddress
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import urllib3
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
@@ -43,6 +39,7 @@ from rest_framework import serializers
 from audit.services import audit_record
 
 from .models import Notification, WebhookEndpoint
+from .netguard import Target, UnsafeURL, resolve
 from .services import _store
 
 Channel = Notification.Channel
@@ -59,10 +56,6 @@ TOTAL_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 64 * 1024
 SECRET_OVERLAP = datetime.timedelta(hours=24)
 USER_AGENT = "JobOps-Webhooks/1"
-
-
-class UnsafeURL(Exception):
-    """The URL may not be called: bad scheme, credentials, or an address that is not public (SSRF guard)."""
 
 
 # --- secrets and signing -------------------------------------------------------------------------------------------
@@ -104,71 +97,6 @@ def signed_headers(endpoint: WebhookEndpoint, msg_id: str, body: str, now: datet
 
 
 # --- the SSRF guard ------------------------------------------------------------------------------------------------
-
-
-def _allowed_hosts() -> set[str]:
-    return {host.strip().lower().strip("[]") for host in settings.WEBHOOK_ALLOWED_HOSTS if host.strip()}
-
-
-def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        for embedded in (address.ipv4_mapped, address.sixtofour):
-            if embedded is not None:
-                return _public(embedded)
-        if address.teredo is not None:
-            return False
-    return bool(
-        address.is_global
-        and not (
-            address.is_loopback
-            or address.is_private
-            or address.is_link_local
-            or address.is_multicast
-            or address.is_reserved
-            or address.is_unspecified
-        )
-    )
-
-
-@dataclass(frozen=True)
-class Target:
-    scheme: str
-    host: str
-    port: int
-    path: str
-    addresses: tuple[str, ...]  # checked, in the order to try (IPv4 first)
-
-
-def resolve(url: str) -> Target:
-    """The checked target of ``url``: ``UnsafeURL`` unless it is http(s) without credentials and every address its
-    host resolves to is public (or the host is in ``WEBHOOK_ALLOWED_HOSTS``)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UnsafeURL(f"Not a valid URL: {exc}.") from None
-    if parts.scheme not in ("http", "https"):
-        raise UnsafeURL("Only http and https URLs can receive webhooks.")
-    if parts.username is not None or parts.password is not None:
-        raise UnsafeURL("A webhook URL may not carry credentials.")
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise UnsafeURL("The URL has no host.")
-    port = port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise UnsafeURL(f"The host {host!r} does not resolve.") from None
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-    if not addresses:
-        raise UnsafeURL(f"The host {host!r} does not resolve.")
-    if host not in _allowed_hosts():
-        refused = sorted({str(a) for a in addresses if not _public(a)})
-        if refused:
-            raise UnsafeURL(f"The host {host!r} resolves to a non-public address ({', '.join(refused)}): refused.")
-    ordered = sorted(dict.fromkeys(addresses), key=lambda a: a.version)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(parts.scheme, host, port, path, tuple(str(a) for a in ordered))
 
 
 def validate_url(url: str) -> None:

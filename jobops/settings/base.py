@@ -219,6 +219,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "accounts.models.User.Role",
         "EquipmentTypeEnum": "equipment.models.Equipment.Type",
         "AuditSourceEnum": "audit.models.AuditEntry.Source",
+        "NotificationKindPreferenceEnum": "notifications.preferences.KINDS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -313,6 +314,17 @@ NOTIFICATION_GRACE_SECONDS = env.int("NOTIFICATION_GRACE_SECONDS", default=120)
 # Outbound webhooks (notifications.webhooks): hosts exempt from the SSRF address check (e.g. an internal receiver),
 # the retry delays in seconds after each failed attempt (about 3 days in all, +-25 % jitter each), the days of
 # straight failures after which an endpoint is disabled, and how often the relay turns feed rows into deliveries.
+# Users' phone numbers are stored in E.164; with a region (e.g. "GB") a national number is read as one of it.
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="")
+# Web Push (pywebpush): the VAPID key pair's private half (base64url raw key or PEM) and the "sub" claim
+# (mailto: or https: URL). Unset: no push messages are queued.
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="")
+# SMS through Twilio's REST API when all three are set (TWILIO_API_BASE_URL: another API origin, for a stand-in).
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM = env.str("TWILIO_FROM", default="")
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
 WEBHOOK_RETRY_SCHEDULE = [
     int(x)
