@@ -406,3 +406,104 @@ def test_delivery_log_uses_a_constant_number_of_queries(
         body = client.get(f"{URL}{endpoint.pk}/deliveries/").json()
     assert body["count"] == 6 if isinstance(body, dict) else len(body) == 6
     assert len(six.captured_queries) == len(one.captured_queries)
+
+
+# --- the HTTP attempt's limits -------------------------------------------------------------------------------------
+
+
+def _endless_server(delay_first_byte: float):
+    """A raw socket server answering 200 with a body that never ends (after ``delay_first_byte`` seconds)."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    stop = threading.Event()
+
+    def run():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    conn.recv(65536)
+                    time.sleep(delay_first_byte)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n")
+                    while not stop.is_set():
+                        conn.sendall(b"x" * 8192)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return server, stop
+
+
+def test_an_endless_response_body_is_cut_at_the_cap(settings, monkeypatch):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    server, stop = _endless_server(0)
+    reads = []
+    real_read = __import__("urllib3").response.HTTPResponse.read
+
+    def counting_read(self, amt=None, *args, **kwargs):
+        data = real_read(self, amt, *args, **kwargs)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr("urllib3.response.HTTPResponse.read", counting_read)
+    try:
+        attempt = webhooks.post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {})
+    finally:
+        stop.set()
+        server.close()
+    assert attempt.ok and attempt.status_code == 200
+    assert sum(reads) == webhooks.MAX_RESPONSE_BYTES
+
+
+def test_a_receiver_that_never_answers_times_out(settings, monkeypatch):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    monkeypatch.setattr(webhooks, "TOTAL_TIMEOUT", 0.5)
+    server, stop = _endless_server(5)
+    try:
+        attempt = webhooks.post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {})
+    finally:
+        stop.set()
+        server.close()
+    assert not attempt.ok and attempt.status_code is None
+    assert "Timeout" in attempt.error or "timed out" in attempt.error
+
+
+@pytest.mark.postgres
+def test_concurrent_relays_queue_each_event_once(
+    require_postgres, api_client, admin_user, allow_local, receiver, sales_agent
+):
+    """Four relays at once over the same 20 changes: the cursor row lock serialises them, each event is queued once."""
+    import threading
+
+    from django.db import connection as default_connection
+
+    endpoint = subscribe(api_client, admin_user, receiver)
+    for _ in range(20):
+        create_job(sales_agent)
+    counts: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def run():
+        barrier.wait()
+        try:
+            counts.append(relay(0))
+        finally:
+            default_connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    relay(20 - sum(counts))
+    rows = deliveries(endpoint)
+    assert len(rows) == 20 and len({row.event_id for row in rows}) == 20
+    assert len(receiver.verified) == 20
