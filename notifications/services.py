@@ -1,4 +1,5 @@
-"""The email outbox, write side: every ``Notification`` row is created here, and handed to the broker from here.
+"""The outbox, write side: every ``Notification`` row (email, push, SMS, webhook) is created here (``_store``), and
+handed to the broker from here.
 
 A change that asks for an email calls one of the ``notify_*`` functions *inside its own transaction*: the outbox row
 commits with the change or not at all. ``transaction.on_commit`` then hands the row id to the broker (fast path);
@@ -10,9 +11,13 @@ The callers pass plain data or duck-typed objects (``Person``, ``JobFacts``, ``O
 this app imports neither the jobs app that asks for emails nor the task adapters that deliver them (tasks are
 published by name, see ``jobops.tasking``).
 
-Recipients without an email address get **no row** (there is nobody to send to, and a ``failed`` row could never
-succeed on retry); the skip is logged. ``dedupe_key`` makes "one reminder per technician per day" and "one overdue
-email per recipient per overdue episode" database facts (unique constraint).
+Each message to a user is fanned out (``_fan_out``) to the channels the user chose for its kind
+(``notifications.preferences``): email, Web Push (when VAPID is configured and the user has a subscription), SMS
+(when Twilio is configured and the user has a phone); one row per channel, all in the same transaction. Recipients
+without an email address get **no email row** (there is nobody to send to, and a ``failed`` row could never succeed
+on retry); the skip is logged. Webhook rows are written by ``notifications.webhooks`` through ``_store`` too.
+``dedupe_key`` makes "one reminder per technician per day" and "one overdue email per recipient per overdue episode"
+database facts (unique constraint).
 """
 
 from __future__ import annotations
