@@ -11,6 +11,7 @@ urlpatterns = [
     path("healthz/", health.healthz, name="healthz"),
     path("readyz/", health.readyz, name="readyz"),
     path("api/auth/", include("accounts.urls_auth")),
+    path("api/auth/me/notifications/", include("notifications.urls_me")),
     path("api/", include("accounts.urls")),
     path("api/", include("equipment.urls")),
     path("api/", include("jobs.urls")),

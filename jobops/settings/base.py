@@ -236,6 +236,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "accounts.models.User.Role",
         "EquipmentTypeEnum": "equipment.models.Equipment.Type",
         "AuditSourceEnum": "audit.models.AuditEntry.Source",
+        "NotificationKindPreferenceEnum": "notifications.preferences.KINDS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -319,7 +320,7 @@ CELERY_TASK_TIME_LIMIT = 300  # well below RabbitMQ's 30 min consumer_timeout
 # Publishing while the broker is down fails fast (the outbox sweep retries later) instead of hanging a request.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed"]
+CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed", "tasks.webhooks"]
 
 OVERDUE_SWEEP_HOUR = env.int("OVERDUE_SWEEP_HOUR", default=0)
 OVERDUE_SWEEP_MINUTE = env.int("OVERDUE_SWEEP_MINUTE", default=5)
@@ -328,6 +329,29 @@ DAILY_REMINDER_HOUR = env.int("DAILY_REMINDER_HOUR", default=7)
 CHANGE_FEED_RETENTION_DAYS = env.int("CHANGE_FEED_RETENTION_DAYS", default=30)
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=6)
 NOTIFICATION_GRACE_SECONDS = env.int("NOTIFICATION_GRACE_SECONDS", default=120)
+# Outbound webhooks (notifications.webhooks): hosts exempt from the SSRF address check (e.g. an internal receiver),
+# the retry delays in seconds after each failed attempt (about 3 days in all, +-25 % jitter each), the days of
+# straight failures after which an endpoint is disabled, and how often the relay turns feed rows into deliveries.
+# Users' phone numbers are stored in E.164; with a region (e.g. "GB") a national number is read as one of it.
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="")
+# Web Push (pywebpush): the VAPID key pair's private half (base64url raw key or PEM) and the "sub" claim
+# (mailto: or https: URL). Unset: no push messages are queued.
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="")
+# SMS through Twilio's REST API when all three are set (TWILIO_API_BASE_URL: another API origin, for a stand-in).
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM = env.str("TWILIO_FROM", default="")
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_RETRY_SCHEDULE = [
+    int(x)
+    for x in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["5", "60", "300", "1800", "7200", "18000", "36000"] + ["43200"] * 5
+    )
+]
+WEBHOOK_DISABLE_AFTER_DAYS = env.int("WEBHOOK_DISABLE_AFTER_DAYS", default=5)
+WEBHOOK_RELAY_SECONDS = env.float("WEBHOOK_RELAY_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE = {
     # https://crontab.guru/#5_0_*_*_* : daily, shortly after midnight in TIME_ZONE
     "flag-overdue-jobs": {
@@ -352,6 +376,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.requeue_unsent",
         "schedule": crontab(),
         "options": {"expires": 55},
+    },
+    # every WEBHOOK_RELAY_SECONDS: turn new change-feed rows into webhook deliveries (jobs.webhooks)
+    "relay-webhooks": {
+        "task": "jobs.relay_webhooks",
+        "schedule": WEBHOOK_RELAY_SECONDS,
+        "options": {"expires": max(1.0, WEBHOOK_RELAY_SECONDS)},
     },
 }
 
