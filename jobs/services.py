@@ -24,6 +24,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
@@ -135,6 +136,18 @@ def _refresh_overdue(job: Job, today: datetime.date) -> bool:
     return became
 
 
+def touch_jobs(jobs: QuerySet[Job], **fields: Any) -> int:
+    """Move the row version (``Job.version``, behind every ETag of a job, its tasks and the lists holding them) of
+    ``jobs``, setting ``fields`` in the same UPDATE; returns the number of rows. The one place a version moves: every
+    write to a job or to any of its tasks calls it (``_touch``) inside the transaction that holds the job's lock."""
+    return jobs.update(version=F("version") + 1, **fields)
+
+
+def _touch(job: Job) -> None:
+    touch_jobs(Job.objects.filter(pk=job.pk))
+    job.version += 1
+
+
 def _save(instance: Any, fields: Iterable[str]) -> None:
     instance.full_clean(validate_unique=False, validate_constraints=False)
     instance.save(update_fields=[*fields, "updated_at"])
@@ -229,6 +242,7 @@ def job_update(*, actor: User, job_id: int, data: Mapping[str, Any], today: date
     if not changes:
         return job
     _save(job, [key for key in changes])
+    _touch(job)
     assignment = {key: changes.pop(key) for key in ("assigned_to",) if key in changes}
     if changes:
         audit_record(actor=actor, action="job.updated", obj=job, job_id=job.pk, changes=changes)
@@ -272,6 +286,7 @@ def _transition(
     became_overdue = _refresh_overdue(job, _today())
     changes = audit_diff(before, audit_snapshot(job, ("status", "overdue", "completed_at")))
     _save(job, changes.keys())
+    _touch(job)
     audit_record(actor=actor, action=action, obj=job, job_id=job.pk, changes=changes)
     if became_overdue:
         notifications.notify_job_overdue(job=job)
@@ -359,6 +374,7 @@ def task_add(*, actor: User, job_id: int, data: Mapping[str, Any]) -> JobTask:
     task.save(force_insert=True)
     if equipment:
         task.required_equipment.set(equipment)
+    _touch(job)
     snapshot = _task_snapshot(task, [e.pk for e in equipment])
     _audit_task(
         actor,
@@ -396,6 +412,7 @@ def task_update(*, actor: User, task_id: int, data: Mapping[str, Any]) -> JobTas
         _save(task, scalar)
     if new_equipment is not None and "required_equipment" in changes:
         task.required_equipment.set(new_equipment)
+    _touch(job)
     _audit_task(actor, "task.updated", task, changes)
     return task
 
@@ -410,6 +427,7 @@ def task_delete(*, actor: User, task_id: int) -> None:
     snapshot = _task_snapshot(task, sorted(task.required_equipment.values_list("pk", flat=True)))
     _audit_task(actor, "task.deleted", task, {key: [value, None] for key, value in snapshot.items()})
     task.delete()
+    _touch(job)
 
 
 def _ensure_predecessors_completed(job: Job, task: JobTask) -> None:
@@ -436,6 +454,7 @@ def task_start(*, actor: User, task_id: int, now: datetime.datetime | None = Non
     task.status = TaskStatus.IN_PROGRESS
     task.started_at = now
     _save(task, ["status", "started_at"])
+    _touch(job)
     _audit_task(actor, "task.started", task, audit_diff(before, _task_snapshot(task)))
     _start_job_if_pending(actor, job)
     return task
@@ -461,6 +480,7 @@ def task_complete(*, actor: User, task_id: int, now: datetime.datetime | None = 
     task.started_at = task.started_at or now
     task.completed_at = now
     _save(task, ["status", "started_at", "completed_at"])
+    _touch(job)
     _audit_task(actor, "task.completed", task, audit_diff(before, _task_snapshot(task)))
     _start_job_if_pending(actor, job)
     return task
@@ -482,6 +502,7 @@ def task_reopen(*, actor: User, task_id: int) -> JobTask:
     task.status = TaskStatus.IN_PROGRESS
     task.completed_at = None
     _save(task, ["status", "completed_at"])
+    _touch(job)
     _audit_task(actor, "task.reopened", task, audit_diff(before, _task_snapshot(task)))
     return task
 
@@ -521,6 +542,7 @@ def tasks_reorder(*, actor: User, job_id: int, task_ids: list[int]) -> list[JobT
     for pk, position in moves.items():
         by_id[pk].order = position
     JobTask.objects.bulk_update([by_id[pk] for pk in moves], ["order"])
+    _touch(job)
     audit_record_many(
         [
             audit_build(
