@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: the transaction it opens for a write with an Idempotency-Key covers the view and nothing else.
+    "jobops.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "jobops.urls"
@@ -301,7 +303,12 @@ CELERY_TASK_TIME_LIMIT = 300  # well below RabbitMQ's 30 min consumer_timeout
 # Publishing while the broker is down fails fast (the outbox sweep retries later) instead of hanging a request.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_IMPORTS = ["tasks.overdue", "tasks.emails"]
+CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.idempotency"]
+
+# Offline-safe writes (jobops.idempotency): how long a stored response answers a retried Idempotency-Key, and the
+# paths where the header is ignored (the token endpoints: a token pair must never be handed out twice).
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
+IDEMPOTENCY_EXEMPT_PATHS = ("/api/auth/token/",)
 
 OVERDUE_SWEEP_HOUR = env.int("OVERDUE_SWEEP_HOUR", default=0)
 OVERDUE_SWEEP_MINUTE = env.int("OVERDUE_SWEEP_MINUTE", default=5)
@@ -320,6 +327,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.send_daily_reminders",
         "schedule": crontab(hour=DAILY_REMINDER_HOUR, minute=0),
         "options": {"expires": 3600},
+    },
+    # https://crontab.guru/#17_*_*_*_* : hourly, forget Idempotency-Keys older than IDEMPOTENCY_TTL_HOURS
+    "purge-idempotency-keys": {
+        "task": "jobops.purge_idempotency_keys",
+        "schedule": crontab(minute=17),
+        "options": {"expires": 3000},
     },
     # https://crontab.guru/#*_*_*_*_* : every minute, re-enqueue outbox rows the broker never got
     "requeue-unsent-notifications": {
