@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # GET answers under /api/ that no view tagged get an ETag hashed from their body (jobops.conditional).
+    "jobops.conditional.BodyETagMiddleware",
     # Last: the transaction it opens for a write with an Idempotency-Key covers the view and nothing else.
     "jobops.idempotency.IdempotencyMiddleware",
 ]
