@@ -79,15 +79,15 @@ class PreconditionFailed(ApplicationError):
 
 
 def has_preconditions(request: Any) -> bool:
-    return "If-Match" in request.headers
+    """``If-Match`` names at least one tag (an empty header is no condition)."""
+    return bool(_tags(request.headers.get("If-Match", "")))
 
 
 def check_if_match(request: Any, current: str | None) -> None:
     """Raise ``PreconditionFailed`` when ``If-Match`` is sent and does not match ``current`` (None: no object)."""
-    header = request.headers.get("If-Match")
-    if header is None:
+    tags = _tags(request.headers.get("If-Match", ""))
+    if not tags:
         return
-    tags = _tags(header)
     if current is not None and ("*" in tags or current in tags):  # strong comparison: a weak tag never matches
         return
     raise PreconditionFailed(current)

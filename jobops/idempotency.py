@@ -34,6 +34,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException
@@ -58,7 +59,22 @@ def _applies(request: HttpRequest) -> bool:
     if request.method not in UNSAFE_METHODS or HEADER not in request.headers:
         return False
     path = request.path_info
-    return path.startswith("/api/") and not any(path.startswith(p) for p in settings.IDEMPOTENCY_EXEMPT_PATHS)
+    if not path.startswith("/api/") or any(path.startswith(p) for p in settings.IDEMPOTENCY_EXEMPT_PATHS):
+        return False
+    return _view_accepts(path, request.method)
+
+
+def _view_accepts(path: str, method: str) -> bool:
+    """Whether a view answers ``method`` at ``path``: a 404 or a 405 is the view's to give (and store nothing)."""
+    try:
+        view = resolve(path).func
+    except Resolver404:
+        return False
+    actions = getattr(view, "actions", None)  # a ViewSet's method -> action map for this route
+    if actions is not None:
+        return method.lower() in actions
+    view_class = getattr(view, "cls", None) or getattr(view, "view_class", None)
+    return view_class is None or callable(getattr(view_class, method.lower(), None))
 
 
 def _error(status: int, detail: str, code: str) -> HttpResponse:

@@ -140,7 +140,7 @@ def _document_conditional_requests(auto: AutoSchema, operation: dict[str, Any]) 
             _header_parameter(
                 "If-None-Match",
                 "ETags the client holds: when one is current the answer is 304 with no body.",
-                {"type": "string"},
+                {"type": "string", "minLength": 1},
             )
         )
         if "200" in responses:
@@ -156,7 +156,7 @@ def _document_conditional_requests(auto: AutoSchema, operation: dict[str, Any]) 
                 "If-Match",
                 "The ETag the client last read (of the job, or of the task for task writes): the write runs only "
                 "if it is still current (or `*`). Without it the write runs as usual.",
-                {"type": "string"},
+                {"type": "string", "minLength": 1},
             )
         )
         responses["412"] = {

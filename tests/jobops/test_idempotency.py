@@ -150,7 +150,7 @@ def test_without_the_header_writes_behave_as_before(world):
     [
         lambda w: ("post", f"/api/jobs/{w['job'].pk}/tasks/", {"title": "Other"}),  # another body
         lambda w: ("post", "/api/jobs/", {"title": "Pump"}),  # another path
-        lambda w: ("put", f"/api/jobs/{w['job'].pk}/tasks/", {"title": "Pump"}),  # another method
+        lambda w: ("patch", f"/api/jobs/{w['job'].pk}/", {"title": "Pump"}),  # another method (and path)
     ],
 )
 def test_the_same_key_for_another_request_is_a_422(world, change):
@@ -162,6 +162,14 @@ def test_the_same_key_for_another_request_is_a_422(world, change):
     assert response.status_code == 422
     assert response.json() == {"detail": mock.ANY, "code": "idempotency_key_reused"}
     assert _effects() == effects
+
+
+@pytest.mark.parametrize("method, path", [("put", "/api/jobs/"), ("post", "/api/no-such-thing/")])
+def test_a_405_or_404_is_the_views_and_stores_nothing(world, method, path):
+    send(world["sales"], "post", "/api/jobs/", _job_body(world["technician"]), key="k")
+    response = send(world["sales"], method, path, {}, key="k")
+    assert response.status_code in (404, 405)
+    assert IdempotencyKey.objects.count() == 1
 
 
 def test_keys_are_per_user(world, other_sales_agent):

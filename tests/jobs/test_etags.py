@@ -363,3 +363,8 @@ def test_a_write_outside_a_readers_view_leaves_its_tags_alone(world, admin_user,
     services.task_start(actor=admin_user, task_id=task.pk)
     services.job_update(actor=admin_user, job_id=other.pk, data={"title": "elsewhere"})
     assert {path: world["tech"].get(path)["ETag"] for path in paths} == before
+
+
+def test_an_empty_if_match_is_no_condition(world):
+    response = world["sales"].post(f"/api/jobs/{world['job'].pk}/cancel/", HTTP_IF_MATCH="")
+    assert response.status_code == 200
