@@ -234,13 +234,18 @@ SPECTACULAR_SETTINGS = {
 # --- CORS (API only) --------------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
-CORS_EXPOSE_HEADERS = ["X-Request-ID"]
+# Offline-safe writes (API.md v2): browsers must be allowed to send the conditional and idempotency headers, and
+# to read the tags and the replay marker.
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "ETag", "Idempotent-Replayed"]
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",
     "content-type",
     "user-agent",
     "x-request-id",
+    "idempotency-key",
+    "if-match",
+    "if-none-match",
 )
 
 # --- Security (production values switched on by env; see .env.example) ------------------------------------------
