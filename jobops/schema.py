@@ -139,8 +139,8 @@ def _document_conditional_requests(auto: AutoSchema, operation: dict[str, Any]) 
         parameters.append(
             _header_parameter(
                 "If-None-Match",
-                "ETags the client holds: when one is current the answer is 304 with no body.",
-                {"type": "string", "minLength": 1},
+                "ETags the client holds: when one is current the answer is 304 with no body (empty: no condition).",
+                {"type": "string"},
             )
         )
         if "200" in responses:
@@ -155,8 +155,8 @@ def _document_conditional_requests(auto: AutoSchema, operation: dict[str, Any]) 
             _header_parameter(
                 "If-Match",
                 "The ETag the client last read (of the job, or of the task for task writes): the write runs only "
-                "if it is still current (or `*`). Without it the write runs as usual.",
-                {"type": "string", "minLength": 1},
+                "if it is still current (or `*`). Without it (or empty) the write runs as usual.",
+                {"type": "string"},
             )
         )
         responses["412"] = {
