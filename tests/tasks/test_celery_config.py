@@ -92,6 +92,7 @@ def test_beat_schedule_names_registered_tasks(settings):
         "jobs.flag_overdue_jobs",
         "notifications.send_daily_reminders",
         "notifications.requeue_unsent",
+        "jobops.purge_idempotency_keys",
     }
 
 
