@@ -138,7 +138,7 @@ FROM (
 """
 
 #: The ETag aggregates of ``jobs.etags`` in plain SQL: count, sum of versions, sum of the (id, version) mix.
-_MIX = "(((({id} * 1000003 + {v}) % 2147483647) * (({id} * 1000003 + {v}) % 2147483647)) % 2147483647)"
+_MIX = "(((({id} * 1000003 + {v}) %% 2147483647) * (({id} * 1000003 + {v}) %% 2147483647)) %% 2147483647)"
 
 JOB_LIST_TAG_SQL = f"SELECT count(*), sum(version), sum({_MIX.format(id='id', v='version')}) FROM jobs_job"
 

@@ -90,6 +90,12 @@ class ScopedViewSet(viewsets.GenericViewSet):
         media = getattr(self.request, "accepted_media_type", None)
         return (media, self.request.build_absolute_uri()) if url else (media,)
 
+    def page_window(self) -> tuple[int, int]:
+        """``(offset, limit)`` of the requested page (400 for a bad ``page``/``page_size``), as ``rendered_page``."""
+        paginator: Any = self.paginator
+        number, size = paginator.requested_page(self.request)
+        return min((number - 1) * size, MAX_OFFSET), size
+
     def conditional(self, etag: str | None, render: Callable[[], Response]) -> Response | HttpResponse:
         """304 when ``If-None-Match`` holds ``etag`` (computed before rendering), else ``render()`` tagged."""
         answer = not_modified_answer(self.request, etag)

@@ -7,11 +7,15 @@ A job's row version (``Job.version``) moves, under the job's lock, with every wr
   reordering its tasks takes either) is (id, version, newest ``updated_at`` of the equipment its tasks need, since
   the body shows that equipment);
 - a task's tag is (task id, its job's version, its equipment's newest ``updated_at``);
-- a list's tag (jobs, tasks, the day view) is, over the scoped and filtered set, the number of rows, the sum of
-  their versions and the sum of a mix of (id, version) modulo a prime: an update moves one row's version up (the
-  sums change), a row entering or leaving the set moves the count or the mix. Lists of tasks add the newest
-  ``updated_at`` of all equipment. The caller adds what else decides the body (the URL with its query, the media
-  type, "today" for the day view).
+- a page's tag (the job and task lists) is the size of the scoped and filtered set (the body's ``count`` and
+  links) and the (id, version) of each row of the page, in the page's order: an update moves a row's version, a
+  row entering, leaving or moving changes the window or the count. It reads the same index range as the page and
+  nothing of the rest of the set, so it stays cheap on an admin's 10k-job list. Task pages add the newest
+  ``updated_at`` of all equipment (a task shows its equipment);
+- the day view's tag (not paginated) is, over its tasks, their number, the sum of their jobs' versions and the sum
+  of a mix of (task id, version) modulo a prime, plus the equipment's newest ``updated_at``.
+
+The caller adds what else decides the body (the URL with its query, the media type, "today" for the day view).
 
 Since the tag is read before the body, a write committing in between pairs an *older* tag with a newer body: the
 next poll is a 200 again, never a stale 304.
@@ -22,7 +26,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import BigIntegerField, Count, ExpressionWrapper, F, Max, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Func,
+    Max,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 
 from equipment.models import Equipment
 from jobops.conditional import make_etag
@@ -83,14 +98,34 @@ def task_etag(tasks: QuerySet[JobTask], task_id: Any, *, extra: tuple[Any, ...] 
     return None if row is None else make_etag("task", int(task_id), *row, *extra)
 
 
-def jobs_etag(jobs: QuerySet[Job], *, extra: tuple[Any, ...] = ()) -> str:
-    """The tag of a list of ``jobs`` (scoped and filtered; its order and page go in ``extra`` with the URL)."""
-    row = jobs.order_by().aggregate(count=Count("pk"), versions=Sum("version"), mix=Sum(_mix("pk", "version")))
-    return make_etag("jobs", row["count"], row["versions"], row["mix"], *extra)
+def _count_of(rows: QuerySet[Any]) -> Subquery:
+    # COUNT as a plain function (not an aggregate: no GROUP BY), so the set's size is a scalar subquery that
+    # PostgreSQL evaluates once for the page.
+    return Subquery(rows.order_by().values_list(Func(F("pk"), function="COUNT", output_field=BigIntegerField())))
+
+
+def _page_etag(
+    kind: str, rows: QuerySet[Any], columns: tuple[Any, ...], *, offset: int, limit: int, extra: tuple[Any, ...]
+) -> str:
+    page = list(rows.annotate(_total=_count_of(rows)).values_list("_total", *columns)[offset : offset + limit])
+    total = page[0][0] if page else 0  # an empty page past the end is a 404 anyway
+    return make_etag(kind, total, [row[1:] for row in page], *extra)
+
+
+def jobs_page_etag(jobs: QuerySet[Job], *, offset: int, limit: int, extra: tuple[Any, ...] = ()) -> str:
+    """The tag of the page ``[offset, offset + limit)`` of ``jobs`` (scoped, filtered, ordered)."""
+    return _page_etag("jobs", jobs, ("pk", "version"), offset=offset, limit=limit, extra=extra)
+
+
+def tasks_page_etag(tasks: QuerySet[JobTask], *, offset: int, limit: int, extra: tuple[Any, ...] = ()) -> str:
+    """The tag of a page of ``tasks`` (scoped, filtered, ordered; a task's version is its job's)."""
+    columns = ("pk", "job__version", "_equipment")
+    tasks = tasks.annotate(_equipment=_all_equipment())
+    return _page_etag("tasks", tasks, columns, offset=offset, limit=limit, extra=extra)
 
 
 def tasks_etag(tasks: QuerySet[JobTask], *, extra: tuple[Any, ...] = ()) -> str:
-    """The tag of a list of ``tasks`` (scoped and filtered; a task's version is its job's)."""
+    """The tag of all of ``tasks`` (the day view; a task's version is its job's)."""
     row = tasks.order_by().aggregate(
         count=Count("pk"),
         versions=Sum("job__version"),

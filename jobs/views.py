@@ -86,8 +86,9 @@ class JobViewSet(
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         jobs = self.filter_queryset(self.get_queryset())
+        offset, limit = self.page_window()
         return self.conditional(
-            etags.jobs_etag(jobs, extra=self.etag_extra(url=True)),
+            etags.jobs_page_etag(jobs, offset=offset, limit=limit, extra=self.etag_extra(url=True)),
             lambda: self.rendered_page(jobs, JobReadSerializer),
         )
 
@@ -273,8 +274,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         tasks = self.filter_queryset(self.get_queryset())
+        offset, limit = self.page_window()
         return self.conditional(
-            etags.tasks_etag(tasks, extra=self.etag_extra(url=True)),
+            etags.tasks_page_etag(tasks, offset=offset, limit=limit, extra=self.etag_extra(url=True)),
             lambda: self.rendered_page(tasks, JobTaskReadSerializer),
         )
 
