@@ -14,8 +14,8 @@ so JobOps' figures can be given as a fraction of this one. Run under gunicorn wi
 
 ``contract_app`` is the second mode, the *contract limit*: the same bodies after the per-request work the contract
 demands of any implementation: verify the access JWT (signature with ``LIMIT_JWT_KEY``, expiry, token type), read
-the user's row (401 when it is missing or inactive), and (contract v2) compute the list's ETag with one aggregate
-query (the same count / sum of versions / mix as ``jobs.etags``): ``If-None-Match`` with the current tag -> 304 with
+the user's row (401 when it is missing or inactive), and (contract v2) compute the list's ETag with one query (as
+``jobs.etags``: the job page's window, the day view's count / sum of versions / mix): ``If-None-Match`` with the current tag -> 304 with
 no body, else the body with its ``ETag``. No framework, no ORM.
 """
 
@@ -140,7 +140,11 @@ FROM (
 #: The ETag aggregates of ``jobs.etags`` in plain SQL: count, sum of versions, sum of the (id, version) mix.
 _MIX = "(((({id} * 1000003 + {v}) %% 2147483647) * (({id} * 1000003 + {v}) %% 2147483647)) %% 2147483647)"
 
-JOB_LIST_TAG_SQL = f"SELECT count(*), sum(version), sum({_MIX.format(id='id', v='version')}) FROM jobs_job"
+#: A page's tag as ``jobs.etags.jobs_page_etag``: the set's size and the page's (id, version) in order.
+JOB_LIST_TAG_SQL = """
+SELECT (SELECT count(*) FROM jobs_job), array_agg(p.id || ':' || p.version)
+FROM (SELECT id, version FROM jobs_job ORDER BY scheduled_date, id LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint) p
+"""
 
 DAY_VIEW_TAG_SQL = f"""
 SELECT count(*), sum(j.version), sum({_MIX.format(id="t.id", v="j.version")}),
@@ -304,7 +308,10 @@ def contract_app(environ: Environ, start_response: StartResponse) -> Iterable[by
     try:
         _authenticate(environ)
         if path == "/api/jobs/":
-            tag = _tag(JOB_LIST_TAG_SQL, {}, environ)
+            params = parse_qs(environ.get("QUERY_STRING", ""))
+            size = min(_int_param(params, "page_size", 20), 100)
+            offset = (_int_param(params, "page", 1) - 1) * size
+            tag = _tag(JOB_LIST_TAG_SQL, {"limit": size, "offset": offset}, environ)
             render = lambda: job_list(environ)  # noqa: E731
         elif path == "/api/dashboard/technician/":
             params = _day_view_params(environ)
