@@ -15,8 +15,8 @@ so JobOps' figures can be given as a fraction of this one. Run under gunicorn wi
 ``contract_app`` is the second mode, the *contract limit*: the same bodies after the per-request work the contract
 demands of any implementation: verify the access JWT (signature with ``LIMIT_JWT_KEY``, expiry, token type), read
 the user's row (401 when it is missing or inactive), and (contract v2) compute the list's ETag with one query (as
-``jobs.etags``: the job page's window, the day view's count / sum of versions / mix): ``If-None-Match`` with the current tag -> 304 with
-no body, else the body with its ``ETag``. No framework, no ORM.
+``jobs.etags``: the job page's window, the day view's count / sum of versions / mix): ``If-None-Match`` with the
+current tag -> 304 with no body, else the body with its ``ETag``. No framework, no ORM.
 """
 
 from __future__ import annotations
