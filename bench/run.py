@@ -952,7 +952,7 @@ def measure_polling(
     polls and 10% changed ones (a stale tag gets the 200 and the body)."""
     _thread, _method, path, token = ep.lines[0][:4]
     ours_tag = etag_of(jobops.base + path, token=token, host=jobops.host)
-    contract_tag = etag_of(contract.base + path, token=token, host=jobops.host)
+    contract_tag = etag_of(contract.base + path, token=token, host=contract.host)  # wrk sends its own Host
     if not ours_tag:
         return {"error": "JobOps sent no ETag"}
     result: dict[str, Any] = {"path": path, "ours_200_rps": (entry.get("ours") or {}).get("rps")}

@@ -25,18 +25,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
+from django.db import connections
 from django.db.models import (
-    BigIntegerField,
-    Count,
-    ExpressionWrapper,
     F,
-    Func,
     Max,
     OuterRef,
     QuerySet,
     Subquery,
-    Sum,
 )
 
 from equipment.models import Equipment
@@ -46,13 +42,29 @@ from .models import Job, JobTask
 
 #: The mix of (id, version): ((id * K + version) mod P)^2 mod P. Every term stays below 2**62, so it is exact in a
 #: 64-bit integer on every database, and a sum over a million rows stays below 2**52.
-_K = 1_000_003
-_P = 2_147_483_647
+_MIX = "((((_t._i * 1000003 + _t._v) %% 2147483647) * ((_t._i * 1000003 + _t._v) %% 2147483647)) %% 2147483647)"
+_NEWEST_EQUIPMENT = f"(SELECT max(updated_at) FROM {Equipment._meta.db_table})"
+
+# The list tags are plain SQL around the ORM's compiled query of the set (scope, filters, order, page): the ORM
+# compiles only the ``values_list`` of two columns, never an aggregate expression tree (which cost more Python than
+# the query itself on the polled paths). The compiled queries' own ``%%`` are already escaped.
+_PAGE_SQL = "SELECT (SELECT count(*) FROM ({count}) _c), {equipment}, _t.* FROM ({page}) _t"
+_SET_SQL = f"SELECT count(*), sum(_t._v), sum({_MIX}){{equipment}} FROM ({{rows}}) _t"
 
 
-def _mix(pk: str, version: str) -> ExpressionWrapper:
-    base = (F(pk) * _K + F(version)) % _P
-    return ExpressionWrapper(base * base % _P, output_field=BigIntegerField())
+def _compiled(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]] | None:
+    """The SQL of ``queryset``, or None when it can match nothing (an unknown role's empty scope)."""
+    try:
+        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    except EmptyResultSet:
+        return None
+    return sql, tuple(params)
+
+
+def _rows(queryset: QuerySet[Any], sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def _equipment_of(task_path: str) -> Subquery:
@@ -98,38 +110,35 @@ def task_etag(tasks: QuerySet[JobTask], task_id: Any, *, extra: tuple[Any, ...] 
     return None if row is None else make_etag("task", int(task_id), *row, *extra)
 
 
-def _count_of(rows: QuerySet[Any]) -> Subquery:
-    # COUNT as a plain function (not an aggregate: no GROUP BY), so the set's size is a scalar subquery that
-    # PostgreSQL evaluates once for the page.
-    return Subquery(rows.order_by().values_list(Func(F("pk"), function="COUNT", output_field=BigIntegerField())))
-
-
 def _page_etag(
-    kind: str, rows: QuerySet[Any], columns: tuple[Any, ...], *, offset: int, limit: int, extra: tuple[Any, ...]
+    kind: str, rows: QuerySet[Any], version: str, *, offset: int, limit: int, extra: tuple[Any, ...], equipment: bool
 ) -> str:
-    page = list(rows.annotate(_total=_count_of(rows)).values_list("_total", *columns)[offset : offset + limit])
-    total = page[0][0] if page else 0  # an empty page past the end is a 404 anyway
-    return make_etag(kind, total, [row[1:] for row in page], *extra)
+    count = _compiled(rows.order_by().values("pk"))
+    page = _compiled(rows.values_list("pk", version)[offset : offset + limit])
+    found: list[tuple[Any, ...]] = []
+    if count is not None and page is not None:
+        sql = _PAGE_SQL.format(count=count[0], page=page[0], equipment=_NEWEST_EQUIPMENT if equipment else "NULL")
+        found = _rows(rows, sql, count[1] + page[1])
+    # No row: an empty set, or a page past the end (a 404 anyway).
+    total, newest = found[0][:2] if found else (0, None)
+    return make_etag(kind, total, newest, [row[2:] for row in found], *extra)
 
 
 def jobs_page_etag(jobs: QuerySet[Job], *, offset: int, limit: int, extra: tuple[Any, ...] = ()) -> str:
     """The tag of the page ``[offset, offset + limit)`` of ``jobs`` (scoped, filtered, ordered)."""
-    return _page_etag("jobs", jobs, ("pk", "version"), offset=offset, limit=limit, extra=extra)
+    return _page_etag("jobs", jobs, "version", offset=offset, limit=limit, extra=extra, equipment=False)
 
 
 def tasks_page_etag(tasks: QuerySet[JobTask], *, offset: int, limit: int, extra: tuple[Any, ...] = ()) -> str:
     """The tag of a page of ``tasks`` (scoped, filtered, ordered; a task's version is its job's)."""
-    columns = ("pk", "job__version", "_equipment")
-    tasks = tasks.annotate(_equipment=_all_equipment())
-    return _page_etag("tasks", tasks, columns, offset=offset, limit=limit, extra=extra)
+    return _page_etag("tasks", tasks, "job__version", offset=offset, limit=limit, extra=extra, equipment=True)
 
 
 def tasks_etag(tasks: QuerySet[JobTask], *, extra: tuple[Any, ...] = ()) -> str:
-    """The tag of all of ``tasks`` (the day view; a task's version is its job's)."""
-    row = tasks.order_by().aggregate(
-        count=Count("pk"),
-        versions=Sum("job__version"),
-        mix=Sum(_mix("pk", "job__version")),
-        equipment=Max(_all_equipment()),
-    )
-    return make_etag("tasks", row["count"], row["versions"], row["mix"], row["equipment"], *extra)
+    """The tag of all of ``tasks`` (the day view; a task's version is its job's): count, sum and mix of versions."""
+    rows = _compiled(tasks.order_by().values(_i=F("pk"), _v=F("job__version")))
+    row: tuple[Any, ...] = (0, None, None, None)
+    if rows is not None:
+        sql = _SET_SQL.format(rows=rows[0], equipment=f", {_NEWEST_EQUIPMENT}")
+        row = _rows(tasks, sql, rows[1])[0]
+    return make_etag("tasks", *row, *extra)
