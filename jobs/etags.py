@@ -43,13 +43,17 @@ from .models import Job, JobTask
 #: The mix of (id, version): ((id * K + version) mod P)^2 mod P. Every term stays below 2**62, so it is exact in a
 #: 64-bit integer on every database, and a sum over a million rows stays below 2**52.
 _MIX = "((((_t._i * 1000003 + _t._v) %% 2147483647) * ((_t._i * 1000003 + _t._v) %% 2147483647)) %% 2147483647)"
-_NEWEST_EQUIPMENT = f"(SELECT max(updated_at) FROM {Equipment._meta.db_table})"
+_NEWEST_EQUIPMENT = "(SELECT max(updated_at) FROM {table})"
 
 # The list tags are plain SQL around the ORM's compiled query of the set (scope, filters, order, page): the ORM
 # compiles only the ``values_list`` of two columns, never an aggregate expression tree (which cost more Python than
 # the query itself on the polled paths). The compiled queries' own ``%%`` are already escaped.
 _PAGE_SQL = "SELECT (SELECT count(*) FROM ({count}) _c), {equipment}, _t.* FROM ({page}) _t"
-_SET_SQL = f"SELECT count(*), sum(_t._v), sum({_MIX}){{equipment}} FROM ({{rows}}) _t"
+_SET_SQL = "SELECT count(*), sum(_t._v), sum({mix}), {equipment} FROM ({rows}) _t"
+
+
+def _newest_equipment() -> str:
+    return _NEWEST_EQUIPMENT.format(table=Equipment._meta.db_table)
 
 
 def _compiled(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]] | None:
@@ -117,7 +121,7 @@ def _page_etag(
     page = _compiled(rows.values_list("pk", version)[offset : offset + limit])
     found: list[tuple[Any, ...]] = []
     if count is not None and page is not None:
-        sql = _PAGE_SQL.format(count=count[0], page=page[0], equipment=_NEWEST_EQUIPMENT if equipment else "NULL")
+        sql = _PAGE_SQL.format(count=count[0], page=page[0], equipment=_newest_equipment() if equipment else "NULL")
         found = _rows(rows, sql, count[1] + page[1])
     # No row: an empty set, or a page past the end (a 404 anyway).
     total, newest = found[0][:2] if found else (0, None)
@@ -139,6 +143,6 @@ def tasks_etag(tasks: QuerySet[JobTask], *, extra: tuple[Any, ...] = ()) -> str:
     rows = _compiled(tasks.order_by().values(_i=F("pk"), _v=F("job__version")))
     row: tuple[Any, ...] = (0, None, None, None)
     if rows is not None:
-        sql = _SET_SQL.format(rows=rows[0], equipment=f", {_NEWEST_EQUIPMENT}")
+        sql = _SET_SQL.format(rows=rows[0], mix=_MIX, equipment=_newest_equipment())
         row = _rows(tasks, sql, rows[1])[0]
     return make_etag("tasks", *row, *extra)
