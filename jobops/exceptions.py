@@ -26,11 +26,19 @@ class ApplicationError(Exception):
     status_code: int = status.HTTP_409_CONFLICT
     default_code = "conflict"
 
-    def __init__(self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class InvalidTransition(ApplicationError):
@@ -55,7 +63,9 @@ class InUse(ApplicationError):
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
+        return Response(
+            {"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code, headers=exc.headers
+        )
     if isinstance(exc, RequestDataTooBig):
         # Raised while DRF reads the body (DATA_UPLOAD_MAX_MEMORY_SIZE); left alone it becomes Django's HTML 400.
         return Response(

@@ -109,6 +109,7 @@ class JobOpsAutoSchema(AutoSchema):
                     "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
                 },
             )
+        _document_conditional_requests(self, operation)
         return operation
 
 
@@ -128,6 +129,86 @@ def _document_ordering(parameter: dict[str, Any]) -> None:
         "them repeated (`?ordering=priority&ordering=-scheduled_date`) or comma-separated "
         "(`?ordering=priority,-scheduled_date`): both mean the same. An unknown key is a 400."
     )
+
+
+# --- Offline-safe writes (API.md v2): Idempotency-Key, ETag, If-None-Match, If-Match ------------------------------
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ETAG_HEADER = {"schema": {"type": "string"}, "description": "Strong entity tag of this representation."}
+
+
+def _header_parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"in": "header", "name": name, "required": False, "description": description, "schema": schema}
+
+
+def _document_conditional_requests(auto: AutoSchema, operation: dict[str, Any]) -> None:
+    """Headers and responses of ``jobops.idempotency`` and ``jobops.conditional`` on the operations they apply to:
+    ``Idempotency-Key`` (422, 409) on every unsafe method under ``/api/`` but the token endpoints; ``If-None-Match``
+    (304, and the ``ETag`` of the 200) on every GET (the views' own tags, or ``BodyETagMiddleware``'s); ``If-Match``
+    (412) on the actions a view lists in ``precondition_actions``."""
+    from django.conf import settings
+
+    method, path = auto.method, auto.path
+    parameters = operation.setdefault("parameters", [])
+    responses = operation.setdefault("responses", {})
+    if method in _UNSAFE and not any(path.startswith(p) for p in settings.IDEMPOTENCY_EXEMPT_PATHS):
+        parameters.append(
+            _header_parameter(
+                "Idempotency-Key",
+                "Makes a retry safe: the first request with a key runs; a repeat by the same user within "
+                "IDEMPOTENCY_TTL_HOURS gets the stored status and body again (header `Idempotent-Replayed: true`) "
+                "and runs nothing. 1-255 visible ASCII characters.",
+                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+            )
+        )
+        responses.setdefault(
+            "409",
+            _response(
+                "Business-rule conflict, or `idempotency_key_in_use`: a request with this key is still running.",
+                _CONFLICT,
+            ),
+        )
+        responses["422"] = _response(
+            "`idempotency_key_reused`: this Idempotency-Key was used for another method, path or body.", _CONFLICT
+        )
+        for status, response in responses.items():
+            if str(status).startswith("2"):
+                response.setdefault("headers", {})["Idempotent-Replayed"] = {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": "Present on a replay of a stored response.",
+                }
+    if method == "GET":
+        parameters.append(
+            _header_parameter(
+                "If-None-Match",
+                "ETags the client holds: when one is current the answer is 304 with no body (empty: no condition).",
+                {"type": "string"},
+            )
+        )
+        if "200" in responses:
+            responses["200"].setdefault("headers", {})["ETag"] = _ETAG_HEADER
+        responses["304"] = {
+            "description": "Not modified: the client's copy (If-None-Match) is current.",
+            "headers": {"ETag": _ETAG_HEADER},
+        }
+    action = getattr(auto.view, "action", None)
+    if method in _UNSAFE and action in getattr(auto.view, "precondition_actions", ()):
+        parameters.append(
+            _header_parameter(
+                "If-Match",
+                "The ETag the client last read (of the job, or of the task for task writes): the write runs only "
+                "if it is still current (or `*`). Without it (or empty) the write runs as usual.",
+                {"type": "string"},
+            )
+        )
+        responses["412"] = {
+            **_response(
+                "`precondition_failed`: the object changed since the ETag in If-Match; read it again.", _CONFLICT
+            ),
+            "headers": {"ETag": {**_ETAG_HEADER, "description": "The current ETag."}},
+        }
+        for status, response in responses.items():
+            if str(status).startswith("2") and status != "204":
+                response.setdefault("headers", {})["ETag"] = {**_ETAG_HEADER, "description": "The new ETag."}
 
 
 def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -73,6 +73,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # GET answers under /api/ that no view tagged get an ETag hashed from their body (jobops.conditional).
+    "jobops.conditional.BodyETagMiddleware",
+    # Last: the transaction it opens for a write with an Idempotency-Key covers the view and nothing else.
+    "jobops.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "jobops.urls"
@@ -248,13 +252,18 @@ SPECTACULAR_SETTINGS = {
 # --- CORS (API only) --------------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
-CORS_EXPOSE_HEADERS = ["X-Request-ID"]
+# Offline-safe writes (API.md v2): browsers must be allowed to send the conditional and idempotency headers, and
+# to read the tags and the replay marker.
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "ETag", "Idempotent-Replayed"]
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",
     "content-type",
     "user-agent",
     "x-request-id",
+    "idempotency-key",
+    "if-match",
+    "if-none-match",
 )
 
 # --- Security (production values switched on by env; see .env.example) ------------------------------------------
@@ -320,7 +329,12 @@ CELERY_TASK_TIME_LIMIT = 300  # well below RabbitMQ's 30 min consumer_timeout
 # Publishing while the broker is down fails fast (the outbox sweep retries later) instead of hanging a request.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed", "tasks.webhooks"]
+CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed", "tasks.webhooks", "tasks.idempotency"]
+
+# Offline-safe writes (jobops.idempotency): how long a stored response answers a retried Idempotency-Key, and the
+# paths where the header is ignored (the token endpoints: a token pair must never be handed out twice).
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
+IDEMPOTENCY_EXEMPT_PATHS = ("/api/auth/token/",)
 
 OVERDUE_SWEEP_HOUR = env.int("OVERDUE_SWEEP_HOUR", default=0)
 OVERDUE_SWEEP_MINUTE = env.int("OVERDUE_SWEEP_MINUTE", default=5)
@@ -370,6 +384,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.prune_change_feed",
         "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 3600},
+    },
+    # https://crontab.guru/#17_*_*_*_* : hourly, forget Idempotency-Keys older than IDEMPOTENCY_TTL_HOURS
+    "purge-idempotency-keys": {
+        "task": "jobops.purge_idempotency_keys",
+        "schedule": crontab(minute=17),
+        "options": {"expires": 3000},
     },
     # https://crontab.guru/#*_*_*_*_* : every minute, re-enqueue outbox rows the broker never got
     "requeue-unsent-notifications": {

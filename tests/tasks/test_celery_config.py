@@ -97,6 +97,7 @@ def test_beat_schedule_names_registered_tasks(settings):
         "notifications.send_daily_reminders",
         "notifications.requeue_unsent",
         "jobs.relay_webhooks",
+        "jobops.purge_idempotency_keys",
     }
 
 
