@@ -1,0 +1,13 @@
+"""The schemathesis seed in the pytest summary, whether the fuzz run passed or failed: CI logs keep it for replay."""
+
+from __future__ import annotations
+
+import sys
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    module = sys.modules.get("tests.fuzz.test_schemathesis")
+    if module is None:  # the fuzz tests were not collected in this run
+        return
+    terminalreporter.write_sep("-", "schemathesis seed")
+    terminalreporter.write_line(f"seed {module.SEED}; replay this run: {module.REPLAY}")
