@@ -34,6 +34,7 @@ from jobs.serializers import (
     JobTaskUpdateSerializer,
     JobWriteSerializer,
 )
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -308,3 +309,37 @@ def test_text_of_whitespace_alone_is_blank_when_the_field_may_not_be(kind):
             validator(value)
         assert [str(detail) for detail in caught.value.detail] == ["This field may not be blank."]
     validator(" a ")
+
+
+# --- query parameters: the same length rule (jobops.filters.TextFilter) ------------------------------------------
+
+
+def _text_query_parameters() -> list[tuple[str, str, int]]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    found = []
+    for path, operations in schema["paths"].items():
+        for parameter in operations.get("get", {}).get("parameters", []):
+            if parameter["in"] == "query" and parameter["schema"].get("type") == "string":
+                if "maxLength" in parameter["schema"]:
+                    found.append((path, parameter["name"], parameter["schema"]["maxLength"]))
+    return found
+
+
+def test_every_text_query_parameter_publishes_its_limit_and_holds_it_as_sent(admin_user):
+    parameters = _text_query_parameters()
+    names = {(path, name) for path, name, _ in parameters}
+    assert {
+        ("/api/jobs/", "search"),
+        ("/api/equipment/", "search"),
+        ("/api/users/", "search"),
+        ("/api/audit/", "action"),
+        ("/api/audit/", "object_type"),
+    } <= names
+    client = client_for(admin_user)
+    for path, name, limit in parameters:
+        for value in (" " * (limit + 1), "\u3000" * (limit + 1), "x" + " " * limit, "x" * (limit + 1)):
+            response = client.get(path, {name: value})
+            assert response.status_code == 400, (path, name, repr(value[:3]), response.content[:200])
+            assert name in response.json(), response.json()
+        response = client.get(path, {name: "x" * limit})
+        assert response.status_code == 200, (path, name, response.content[:200])
