@@ -7,7 +7,12 @@ import sys
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     module = sys.modules.get("tests.fuzz.test_schemathesis")
-    if module is None:  # the fuzz tests were not collected in this run
+    ran = any(
+        "test_schemathesis.py" in getattr(report, "nodeid", "")
+        for reports in terminalreporter.stats.values()
+        for report in reports
+    )
+    if module is None or not ran:  # the schemathesis run was not part of this session
         return
     terminalreporter.write_sep("-", "schemathesis seed")
     terminalreporter.write_line(f"seed {module.SEED}; replay this run: {module.REPLAY}")

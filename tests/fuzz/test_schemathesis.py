@@ -12,9 +12,9 @@ relaxed through their environment variables, then runs ``st run`` once per role:
 Every check runs (``[checks] enabled = true``: server errors, status codes, content types, headers, response
 schemas, positive/negative data, auth, use-after-free, object-level authorization ...), in all four phases:
 examples, coverage (every parameter's boundary, missing and wrong-type values, deterministically), fuzzing
-(``max-examples = 15`` random cases per read operation, 60 per write operation) and stateful (40 sequences of up
-to 12 calls that follow the schema's OpenAPI links, see ``jobops.schema.add_links``), for every role. Nothing is
-excluded. The JSON run report of each role is parsed and must show zero failures and zero errors.
+(``max-examples = 15`` random cases per read operation, 40 per write with a body) and stateful (30 sequences of
+up to 12 calls that follow the schema's OpenAPI links, see ``jobops.schema.add_links``), for every role. Nothing
+is excluded. The JSON run report of each role is parsed and must show zero failures and zero errors.
 
 The seed changes from run to run, so CI keeps exploring instead of replaying one fixed set of cases: it is printed
 in the pytest summary ("schemathesis seed") and in every failure message, and ``JOBOPS_FUZZ_SEED=<seed>`` replays
