@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
-from jobops.filters import StrictBooleanFilter
+from jobops.filters import StrictBooleanFilter, TextFilter
 from jobops.roles import is_admin
 
 from .models import User
@@ -14,7 +14,7 @@ from .models import User
 class UserFilter(django_filters.FilterSet):
     role = django_filters.ChoiceFilter(choices=User.Role.choices)
     is_active = StrictBooleanFilter()
-    search = django_filters.CharFilter(
+    search = TextFilter(
         method="filter_search",
         max_length=150,
         help_text="In username, first and last name, and (admins only) email.",

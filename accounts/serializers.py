@@ -15,7 +15,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField
+from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField, StrictEmailField, Text
 
 from .models import User
 
@@ -24,8 +24,10 @@ PASSWORD_MAX_LENGTH = 1024
 
 
 def _password_field(**kwargs: Any) -> StrictCharField:
+    # A secret is compared as sent: any character but NUL, nothing trimmed.
     return StrictCharField(
         write_only=True,
+        text=Text.ANY,
         trim_whitespace=False,
         max_length=PASSWORD_MAX_LENGTH,
         style={"input_type": "password"},
@@ -119,7 +121,7 @@ class _UserWriteBase(serializers.ModelSerializer):
             UniqueValidator(queryset=User.objects.all(), message="A user with that username already exists."),
         ],
     )
-    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
+    email = StrictEmailField(required=False, allow_blank=True, max_length=254)
     first_name = StrictCharField(required=False, allow_blank=True, max_length=150)
     last_name = StrictCharField(required=False, allow_blank=True, max_length=150)
     phone = PhoneField(required=False, allow_blank=True, max_length=32)
@@ -185,7 +187,7 @@ class TokenObtainSerializer(serializers.Serializer):
 
 
 class TokenRefreshSerializer(serializers.Serializer):
-    refresh = StrictCharField(write_only=True, max_length=4096)
+    refresh = StrictCharField(write_only=True, max_length=4096, text=Text.ANY)
 
 
 class TokenPairSerializer(serializers.Serializer):

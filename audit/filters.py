@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 
-from jobops.filters import IdFilter
+from jobops.filters import IdFilter, TextFilter
 
 from .models import AuditEntry
 
@@ -78,8 +78,8 @@ class InstantFilter(django_filters.Filter):
 
 class AuditFilter(django_filters.FilterSet):
     actor = IdFilter(field_name="actor_id", help_text="The acting user's id.")
-    action = django_filters.CharFilter(max_length=64, help_text="A dotted action, exactly (e.g. `job.updated`).")
-    object_type = django_filters.CharFilter(max_length=32, help_text="e.g. `job`, `jobtask`, `user`, `equipment`.")
+    action = TextFilter(max_length=64, help_text="A dotted action, exactly (e.g. `job.updated`).")
+    object_type = TextFilter(max_length=32, help_text="e.g. `job`, `jobtask`, `user`, `equipment`.")
     object_id = IdFilter(field_name="object_id", help_text="The changed object's id (use with `object_type`).")
     job = IdFilter(field_name="job_id", help_text="Entries of this job and of its tasks.")
     at_after = InstantFilter(

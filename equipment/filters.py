@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
-from jobops.filters import StrictBooleanFilter
+from jobops.filters import StrictBooleanFilter, TextFilter
 
 from .models import Equipment
 
@@ -13,9 +13,7 @@ from .models import Equipment
 class EquipmentFilter(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=Equipment.Type.choices)
     is_active = StrictBooleanFilter()
-    search = django_filters.CharFilter(
-        method="filter_search", max_length=200, help_text="In name, serial number and description."
-    )
+    search = TextFilter(method="filter_search", max_length=200, help_text="In name, serial number and description.")
 
     class Meta:
         model = Equipment

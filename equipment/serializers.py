@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField
+from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField, Text
 
 from .models import Equipment
 from .services import DUPLICATE_SERIAL
@@ -36,7 +36,7 @@ class EquipmentWriteSerializer(serializers.ModelSerializer):
         max_length=100,
         validators=[UniqueValidator(queryset=Equipment.objects.all(), message=DUPLICATE_SERIAL)],
     )
-    description = StrictCharField(required=False, allow_blank=True, max_length=10_000)
+    description = StrictCharField(required=False, allow_blank=True, max_length=10_000, text=Text.MULTILINE)
     is_active = StrictBooleanField(required=False)
 
     class Meta:

@@ -8,7 +8,7 @@ from typing import Any
 import django_filters
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from jobops.filters import IdFilter, RepeatedOrCSVWidget, StrictBooleanFilter
+from jobops.filters import IdFilter, RepeatedOrCSVWidget, StrictBooleanFilter, TextFilter
 
 from . import rules
 from .models import Job, JobTask
@@ -41,7 +41,7 @@ class JobFilter(django_filters.FilterSet):
     overdue = StrictBooleanFilter()
     scheduled_after = django_filters.DateFilter(field_name="scheduled_date", lookup_expr="gte")
     scheduled_before = django_filters.DateFilter(field_name="scheduled_date", lookup_expr="lte")
-    search = django_filters.CharFilter(method="filter_search", max_length=200, help_text="In title and client name.")
+    search = TextFilter(method="filter_search", max_length=200, help_text="In title and client name.")
     ordering = JobOrderingFilter(
         fields=(
             ("scheduled_date", "scheduled_date"),
