@@ -199,6 +199,11 @@ class StrictEmailField(StrictCharField, serializers.EmailField):
     """An e-mail address under the ``StrictCharField`` rules (``format: email`` in the schema, DRF's check)."""
 
 
+class StrictURLField(StrictCharField, serializers.URLField):
+    """A URL under the ``StrictCharField`` rules (``format: uri`` in the schema, DRF's check): its length holds for
+    the text as sent, and it holds no control character."""
+
+
 class StrictBooleanField(serializers.BooleanField):
     """JSON ``true`` or ``false`` only."""
 

@@ -19,7 +19,8 @@ from .models import Change
 
 
 class ChangeQuerySerializer(serializers.Serializer):
-    after = serializers.CharField(
+    after = serializers.RegexField(
+        r"^[A-Za-z0-9_-]*$",
         required=False,
         allow_blank=True,
         trim_whitespace=False,

@@ -6,7 +6,13 @@ from typing import Literal
 
 from rest_framework import serializers
 
-from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField, UTCDateTimeField
+from jobops.fields import (
+    ReadModelSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictURLField,
+    UTCDateTimeField,
+)
 
 from . import preferences, push, webhooks
 from .models import Notification, PushSubscription, WebhookEndpoint
@@ -63,7 +69,7 @@ class WebhookEndpointSecretSerializer(WebhookEndpointReadSerializer):
 
 
 class WebhookEndpointWriteSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=2000, validators=[webhooks.validate_url])
+    url = StrictURLField(max_length=2000, validators=[webhooks.validate_url])
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(webhooks.SUBSCRIBABLE)),
         allow_empty=False,
@@ -127,7 +133,7 @@ class PushSubscriptionKeysSerializer(serializers.Serializer):
 class PushSubscriptionWriteSerializer(serializers.Serializer):
     """The browser's ``PushSubscription.toJSON()`` (``expirationTime`` is accepted and ignored)."""
 
-    endpoint = serializers.URLField(max_length=2000, validators=[push.validate_endpoint])
+    endpoint = StrictURLField(max_length=2000, validators=[push.validate_endpoint])
     keys = PushSubscriptionKeysSerializer()
     expirationTime = serializers.IntegerField(required=False, allow_null=True)  # noqa: N815 - the browser's name
 
