@@ -58,8 +58,9 @@ def authenticate_token(token: str) -> tuple[Any, float]:
         validated = authentication.get_validated_token(token.encode())
         user = authentication.get_user(validated)
     except AuthenticationFailed as exc:
-        codes = exc.get_codes()
-        inactive = codes == "user_inactive" or (isinstance(codes, dict) and codes.get("code") == "user_inactive")
+        # simplejwt puts its own code in the detail dict: {"detail": ..., "code": "user_inactive"}.
+        detail = exc.detail
+        inactive = isinstance(detail, dict) and str(detail.get("code", "")) == "user_inactive"
         raise AuthRefused(CLOSE_DEACTIVATED if inactive else CLOSE_UNAUTHENTICATED) from exc
     except (InvalidToken, TokenError) as exc:
         raise AuthRefused(CLOSE_UNAUTHENTICATED) from exc
