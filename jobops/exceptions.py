@@ -21,7 +21,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 class ApplicationError(Exception):
     """A business-rule conflict. Rendered as 409 ``{"detail": message, "code": code}``."""
 
-    status_code = status.HTTP_409_CONFLICT
+    status_code: int = status.HTTP_409_CONFLICT
     default_code = "conflict"
 
     def __init__(self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None) -> None:

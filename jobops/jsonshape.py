@@ -699,6 +699,23 @@ def render_one(
     return None if text is None else orjson.Fragment(text)
 
 
+def render_each(queryset: QuerySet[Any], serializer_class: SerializerClass) -> dict[Any, orjson.Fragment]:
+    """Each row of ``queryset`` rendered by ``serializer_class``, by primary key (rows it does not hold are absent:
+    the caller tells "gone or out of scope" from that). One statement."""
+    body = _shape(serializer_class, queryset)
+    ids = queryset.order_by().values("pk")
+    with_ = _batches(body, ids)
+    if not with_[0]:
+        return {pk: orjson.Fragment(text) for pk, text in queryset.order_by().values_list("pk", body)}
+    compiled = _sql(_by_ids(queryset).values_list("pk", body))
+    if compiled is None:
+        return {}
+    sql, params = compiled
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(with_[0] + sql, (*with_[1], *params))
+        return {pk: orjson.Fragment(text) for pk, text in cursor.fetchall()}
+
+
 #: The groups of a page of rows, on PostgreSQL: one JSON array of {key: ..., items: [...]}, keys ascending.
 _PG_GROUPS = (
     "SELECT COALESCE(json_agg(json_build_object(%s::text, _g.key, %s::text, _g.items) ORDER BY _g.key), "

@@ -97,3 +97,39 @@ class JobTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order}. {self.title}"
+
+
+class Change(models.Model):
+    """One row of the change feed (``jobs.feed``): an object of a job changed, for one audience.
+
+    Written by the services in the transaction of the change (so it commits with the change and its audit entry, or
+    not at all), one row per object and audience: ``audience`` null is the admins' copy, otherwise a user who could
+    see the object before or after the change (the job's creator, its assignee before and after). A reader reads
+    its own audience's rows and renders each object as it is *now*, through its scope: upserted when in scope,
+    removed when not (or gone). ``txid`` is the writing transaction's id on PostgreSQL (0 on SQLite, whose writers
+    are serialised): rows are read in ``(txid, id)`` order, only below the oldest transaction still running, so a
+    transaction that commits late cannot land behind a reader's cursor. Not a foreign key to the job: a deleted
+    job's rows must outlive it."""
+
+    class ObjectType(models.TextChoices):
+        JOB = "job", "Job"
+        TASK = "task", "Task"
+        ATTACHMENT = "attachment", "Attachment"
+
+    txid = models.BigIntegerField()
+    at = models.DateTimeField()
+    audience = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    object_type = models.CharField(max_length=10, choices=ObjectType.choices)
+    object_id = models.BigIntegerField()
+    job_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["audience", "txid", "id"], name="change_feed_idx"),
+            models.Index(fields=["at"], name="change_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object_type} {self.object_id} @ {self.txid}.{self.pk}"

@@ -35,7 +35,7 @@ from jobops.exceptions import InvalidTransition, JobFrozen, OpenTasks, OutOfOrde
 from jobops.roles import is_admin
 from notifications import services as notifications
 
-from . import rules
+from . import feed, rules
 from .models import Job, JobTask
 
 Status = Job.Status
@@ -151,10 +151,12 @@ def _task_repr(task: JobTask) -> str:
     return f"{task.order}. {task.title}"
 
 
-def _audit_task(actor: Any, action: str, task: JobTask, changes: Mapping[str, Any]) -> None:
+def _audit_task(actor: Any, job: Job, action: str, task: JobTask, changes: Mapping[str, Any]) -> None:
+    """Audit a change to one task of ``job`` and record it in the change feed (the task and its job)."""
     audit_record(
         actor=actor, action=action, obj=task, object_repr=_task_repr(task), job_id=task.job_id, changes=changes
     )
+    feed.record(feed.touch(job, tasks=[task.pk]))
 
 
 def _start_job_if_pending(actor: Any, job: Job) -> None:
@@ -196,6 +198,7 @@ def job_create(*, actor: User, data: Mapping[str, Any], today: datetime.date | N
             if value not in (None, "")
         },
     )
+    feed.record(feed.touch(job))
     if job.assigned_to_id is not None:
         notifications.notify_job_assigned(job=job, previous_assignee=None)
     if became_overdue:
@@ -234,8 +237,18 @@ def job_update(*, actor: User, job_id: int, data: Mapping[str, Any], today: date
         audit_record(actor=actor, action="job.updated", obj=job, job_id=job.pk, changes=changes)
     if assignment:
         audit_record(actor=actor, action="job.assigned", obj=job, job_id=job.pk, changes=assignment)
+        # The tasks change hands with the job: the new assignee gets them, the previous one loses sight of them.
+        feed.record(
+            feed.touch(
+                job,
+                tasks=job.tasks.values_list("pk", flat=True),
+                also=[previous_assignee.pk if previous_assignee else None],
+            )
+        )
         if job.assigned_to_id is not None or previous_assignee is not None:
             notifications.notify_job_assigned(job=job, previous_assignee=previous_assignee)
+    else:
+        feed.record(feed.touch(job))
     if became_overdue:
         notifications.notify_job_overdue(job=job)
     return job
@@ -250,6 +263,7 @@ def job_delete(*, actor: User, job_id: int) -> None:
     job = _lock_job(job_id)
     snapshot = audit_snapshot(job, JOB_AUDIT_FIELDS)
     snapshot["tasks"] = list(job.tasks.order_by("order").values_list("pk", flat=True))
+    feed.record(feed.touch(job, tasks=snapshot["tasks"]))
     audit_record(
         actor=actor,
         action="job.deleted",
@@ -273,6 +287,7 @@ def _transition(
     changes = audit_diff(before, audit_snapshot(job, ("status", "overdue", "completed_at")))
     _save(job, changes.keys())
     audit_record(actor=actor, action=action, obj=job, job_id=job.pk, changes=changes)
+    feed.record(feed.touch(job))
     if became_overdue:
         notifications.notify_job_overdue(job=job)
     return changes
@@ -362,6 +377,7 @@ def task_add(*, actor: User, job_id: int, data: Mapping[str, Any]) -> JobTask:
     snapshot = _task_snapshot(task, [e.pk for e in equipment])
     _audit_task(
         actor,
+        job,
         "task.created",
         task,
         {key: [None, value] for key, value in snapshot.items() if value not in (None, "", [])},
@@ -396,7 +412,7 @@ def task_update(*, actor: User, task_id: int, data: Mapping[str, Any]) -> JobTas
         _save(task, scalar)
     if new_equipment is not None and "required_equipment" in changes:
         task.required_equipment.set(new_equipment)
-    _audit_task(actor, "task.updated", task, changes)
+    _audit_task(actor, job, "task.updated", task, changes)
     return task
 
 
@@ -408,7 +424,7 @@ def task_delete(*, actor: User, task_id: int) -> None:
     _ensure_may_edit(actor, job)
     _ensure_not_frozen(job)
     snapshot = _task_snapshot(task, sorted(task.required_equipment.values_list("pk", flat=True)))
-    _audit_task(actor, "task.deleted", task, {key: [value, None] for key, value in snapshot.items()})
+    _audit_task(actor, job, "task.deleted", task, {key: [value, None] for key, value in snapshot.items()})
     task.delete()
 
 
@@ -436,7 +452,7 @@ def task_start(*, actor: User, task_id: int, now: datetime.datetime | None = Non
     task.status = TaskStatus.IN_PROGRESS
     task.started_at = now
     _save(task, ["status", "started_at"])
-    _audit_task(actor, "task.started", task, audit_diff(before, _task_snapshot(task)))
+    _audit_task(actor, job, "task.started", task, audit_diff(before, _task_snapshot(task)))
     _start_job_if_pending(actor, job)
     return task
 
@@ -461,7 +477,7 @@ def task_complete(*, actor: User, task_id: int, now: datetime.datetime | None = 
     task.started_at = task.started_at or now
     task.completed_at = now
     _save(task, ["status", "started_at", "completed_at"])
-    _audit_task(actor, "task.completed", task, audit_diff(before, _task_snapshot(task)))
+    _audit_task(actor, job, "task.completed", task, audit_diff(before, _task_snapshot(task)))
     _start_job_if_pending(actor, job)
     return task
 
@@ -482,7 +498,7 @@ def task_reopen(*, actor: User, task_id: int) -> JobTask:
     task.status = TaskStatus.IN_PROGRESS
     task.completed_at = None
     _save(task, ["status", "completed_at"])
-    _audit_task(actor, "task.reopened", task, audit_diff(before, _task_snapshot(task)))
+    _audit_task(actor, job, "task.reopened", task, audit_diff(before, _task_snapshot(task)))
     return task
 
 
@@ -535,4 +551,5 @@ def tasks_reorder(*, actor: User, job_id: int, task_ids: list[int]) -> list[JobT
             for pk, position in moves.items()
         ]
     )
+    feed.record(feed.touch(job, tasks=moves))
     return [by_id[pk] for pk in task_ids]

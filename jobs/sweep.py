@@ -28,7 +28,7 @@ from django.utils import timezone
 from audit.services import audit_build, audit_record_many
 from notifications.services import JobFacts, OverdueJob, Person, notify_jobs_overdue
 
-from . import rules
+from . import feed, rules
 from .models import Job
 
 SYSTEM_ACTOR = "flag_overdue_jobs"
@@ -94,6 +94,11 @@ def _claim(qs: QuerySet[Job], *, skip_locked: bool, batch_size: int, values: tup
     return list(qs.select_for_update(skip_locked=skip_locked, of=("self",)).order_by("pk").values(*values)[:batch_size])
 
 
+def _record(rows: list[dict[str, Any]]) -> None:
+    """The batch's jobs in the change feed, in one insert (their audience did not change)."""
+    feed.record(*(feed.Touch(row["id"], (row["created_by_id"], row["assigned_to_id"])) for row in rows))
+
+
 def _flag_batch(today: datetime.date, *, skip_locked: bool, batch_size: int) -> tuple[int, int]:
     with transaction.atomic():
         rows = _claim(jobs_to_flag(today=today), skip_locked=skip_locked, batch_size=batch_size, values=_FLAG_VALUES)
@@ -116,6 +121,7 @@ def _flag_batch(today: datetime.date, *, skip_locked: bool, batch_size: int) -> 
                 for row in rows
             ]
         )
+        _record(rows)
         queued = notify_jobs_overdue(
             jobs=[
                 OverdueJob(
@@ -140,7 +146,10 @@ def _flag_batch(today: datetime.date, *, skip_locked: bool, batch_size: int) -> 
 def _clear_batch(today: datetime.date, *, skip_locked: bool, batch_size: int) -> tuple[int, int]:
     with transaction.atomic():
         rows = _claim(
-            jobs_to_clear(today=today), skip_locked=skip_locked, batch_size=batch_size, values=("id", "title")
+            jobs_to_clear(today=today),
+            skip_locked=skip_locked,
+            batch_size=batch_size,
+            values=("id", "title", "created_by_id", "assigned_to_id"),
         )
         if not rows:
             return 0, 0
@@ -161,6 +170,7 @@ def _clear_batch(today: datetime.date, *, skip_locked: bool, batch_size: int) ->
                 for row in rows
             ]
         )
+        _record(rows)
         return len(rows), 0
 
 

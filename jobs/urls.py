@@ -4,6 +4,7 @@ from rest_framework.routers import SimpleRouter
 from .analytics import AnalyticsViewSet
 from .dashboard import TechnicianDashboardViewSet
 from .equipment_usage import EquipmentUsageViewSet
+from .feed_views import ChangeFeedViewSet
 from .views import JobViewSet, TaskViewSet
 
 router = SimpleRouter(trailing_slash=True)
@@ -16,6 +17,7 @@ urlpatterns = [
         TechnicianDashboardViewSet.as_view({"get": "list"}),
         name="dashboard-technician",
     ),
+    path("changes/", ChangeFeedViewSet.as_view({"get": "list"}), name="changes"),
     path("analytics/", AnalyticsViewSet.as_view({"get": "retrieve"}), name="analytics"),
     # Beside the equipment router's routes (equipment/ is below jobs in the app layers: see jobs.equipment_usage).
     path("equipment/<int:pk>/usage/", EquipmentUsageViewSet.as_view({"get": "retrieve"}), name="equipment-usage"),

@@ -337,11 +337,13 @@ CELERY_TASK_TIME_LIMIT = 300  # well below RabbitMQ's 30 min consumer_timeout
 # Publishing while the broker is down fails fast (the outbox sweep retries later) instead of hanging a request.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_IMPORTS = ["tasks.overdue", "tasks.emails"]
+CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed"]
 
 OVERDUE_SWEEP_HOUR = env.int("OVERDUE_SWEEP_HOUR", default=0)
 OVERDUE_SWEEP_MINUTE = env.int("OVERDUE_SWEEP_MINUTE", default=5)
 DAILY_REMINDER_HOUR = env.int("DAILY_REMINDER_HOUR", default=7)
+# The change feed (jobs.feed) keeps its rows this long; an older cursor is a 410 and the client reloads.
+CHANGE_FEED_RETENTION_DAYS = env.int("CHANGE_FEED_RETENTION_DAYS", default=30)
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=6)
 NOTIFICATION_GRACE_SECONDS = env.int("NOTIFICATION_GRACE_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE = {
@@ -355,6 +357,12 @@ CELERY_BEAT_SCHEDULE = {
     "daily-reminders": {
         "task": "notifications.send_daily_reminders",
         "schedule": crontab(hour=DAILY_REMINDER_HOUR, minute=0),
+        "options": {"expires": 3600},
+    },
+    # https://crontab.guru/#30_3_*_*_* : daily at 03:30, prune change-feed rows past CHANGE_FEED_RETENTION_DAYS
+    "prune-change-feed": {
+        "task": "jobs.prune_change_feed",
+        "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 3600},
     },
     # https://crontab.guru/#*_*_*_*_* : every minute, re-enqueue outbox rows the broker never got

@@ -68,9 +68,10 @@ def test_full_stack_settings_contract(tmp_path):
     assert conf["serializer"] == "json" and conf["accept"] == ["json"]
     assert conf["eager"] is False and conf["broker"].startswith("amqp://")
     assert conf["timezone"] == "Europe/Paris"
-    assert set(conf["imports"]) >= {"tasks.overdue", "tasks.emails"}
+    assert set(conf["imports"]) >= {"tasks.overdue", "tasks.emails", "tasks.feed"}
     assert {
         "jobs.flag_overdue_jobs",
+        "jobs.prune_change_feed",
         "notifications.deliver",
         "notifications.requeue_unsent",
         "notifications.send_daily_reminders",
@@ -90,6 +91,7 @@ def test_beat_schedule_names_registered_tasks(settings):
         assert entry["options"]["expires"] > 0  # a backlog never replays stale sweeps
     assert {entry["task"] for entry in schedule.values()} == {
         "jobs.flag_overdue_jobs",
+        "jobs.prune_change_feed",
         "notifications.send_daily_reminders",
         "notifications.requeue_unsent",
     }
