@@ -72,6 +72,9 @@ class ChangesConsumer(AsyncWebsocketConsumer):
 
     hub: FeedHub
     subscriber: Subscriber
+    #: No channel of its own per connection (Channels' default: one layer receive per connection). The process's
+    #: hub holds the one channel that gets the wakes; see jobs.stream.
+    channel_layer_alias = "jobops-live-no-per-connection-channel"
 
     async def connect(self) -> None:
         await self.accept()

@@ -141,9 +141,14 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # The layer blocks up to 5 s on BZPOPMIN: redis-py's default socket timeout (5 s) would cut that
+                # read; connecting stays quick, so a write's wake never hangs on a Redis outage for long.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
                 # Each process renews its membership of the wake group every minute; a dead one drops out soon.
                 "group_expiry": 300,
+                # The one channel of each process's live-stream hub (jobs.stream): room for a burst of wakes (a
+                # full channel drops new messages; the hub's poll would then find the change within a second).
+                "channel_capacity": {"jobops-live.*": 10_000},
                 "prefix": env.str(
                     "CHANNEL_LAYER_PREFIX", default=f"{env.str('CACHE_KEY_PREFIX', default='jobops')}:asgi"
                 ),
@@ -157,9 +162,10 @@ LIVE_AUTH_TIMEOUT = env.float("LIVE_AUTH_TIMEOUT", default=10.0)
 LIVE_IDLE_TIMEOUT = env.float("LIVE_IDLE_TIMEOUT", default=60.0)
 # How often each ASGI process re-reads the user rows of its connections (deactivation closes with 4403 within this).
 LIVE_USER_CHECK_SECONDS = env.float("LIVE_USER_CHECK_SECONDS", default=2.0)
-# A safety re-read of the feed without a wake: bounds the delay of a change whose wake was lost (Redis blip) or
-# that the feed's watermark held back behind an older transaction still running when the wake came.
-LIVE_POLL_SECONDS = env.float("LIVE_POLL_SECONDS", default=10.0)
+# How often each ASGI process checks (one indexed query) for feed rows that no wake-triggered read covered: a
+# change whose wake was lost (Redis blip) or that the feed's watermark held back behind an older transaction
+# still running when the wake came is delivered within this.
+LIVE_POLL_SECONDS = env.float("LIVE_POLL_SECONDS", default=1.0)
 # Messages queued for one client that does not read them; past this it is closed (1013, try again later).
 LIVE_OUTBOX_LIMIT = env.int("LIVE_OUTBOX_LIMIT", default=10_000)
 # Where the /live/ page opens its WebSocket ('' = the page's own origin + /ws/changes/).

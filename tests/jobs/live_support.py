@@ -119,8 +119,9 @@ def ws_servers(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator
     tmp = tmp_path_factory.mktemp("ws")
     servers: list[WsServer] = []
     try:
-        servers.append(start_server("ws1", tmp))
-        servers.append(start_server("ws2", tmp))
+        # A slow safety poll: a change that arrives within seconds came with its wake through Redis.
+        servers.append(start_server("ws1", tmp, LIVE_POLL_SECONDS="30"))
+        servers.append(start_server("ws2", tmp, LIVE_POLL_SECONDS="30"))
         yield servers
     finally:
         for server in servers:

@@ -19,6 +19,13 @@ from .live_support import Client, start_server, ws_servers  # noqa: F401 - ws_se
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Replaces tests/conftest.py's: clearing a Redis cache flushes its whole database, and with it the ASGI
+    processes' membership of the wake group (they renew it only every few seconds). These tests use no cache."""
+    yield
+
+
 def token_for(user: User, seconds: int | None = None) -> str:
     token = AccessToken.for_user(user)
     if seconds is not None:
@@ -174,3 +181,122 @@ def test_a_deactivated_user_is_disconnected_within_seconds(ws_servers, admin):  
     assert time.monotonic() - started < 5
     bystander.send(type="ping")
     assert bystander.recv() == {"type": "pong"}
+
+
+# --- changes: backlog, hand-over, fan-out across processes --------------------------------------------------------
+
+
+def new_job(actor: User, **data) -> int:
+    from jobs.services import job_create
+
+    fields = {
+        "title": "Live job",
+        "client_name": "ACME",
+        "scheduled_date": datetime.date.today() + datetime.timedelta(days=1),
+        **data,
+    }
+    return job_create(actor=actor, data=fields).pk
+
+
+def positions(changes: list[dict]) -> list:
+    from jobs.feed import decode_cursor
+
+    return [decode_cursor(change["cursor"]) for change in changes]
+
+
+def collect(client: Client, wanted: set[int], timeout: float = 15) -> list[dict]:
+    """Changes received until every job id in ``wanted`` was seen (fails after ``timeout``)."""
+    received: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while not wanted <= {c["object_id"] for c in received if c["object_type"] == "job"}:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"missing jobs {wanted - {c['object_id'] for c in received}} after {timeout} s"
+        try:
+            message = client.recv(timeout=remaining)
+        except TimeoutError:
+            seen = {c["object_id"] for c in received if c["object_type"] == "job"}
+            raise AssertionError(f"missing jobs {sorted(wanted - seen)} after {timeout} s") from None
+        assert message["type"] == "change", message
+        received.append(message["change"])
+    return received
+
+
+def test_backlog_then_ready_then_live_without_gap_or_duplicate_at_the_hand_over(ws_servers, admin):  # noqa: F811
+    import threading
+
+    from jobs.feed import current_cursor
+
+    start = current_cursor()
+    backlog = [new_job(admin, title=f"Backlog {i}") for i in range(5)]
+    created: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:  # keeps committing while the client catches up and is handed over to live changes
+        from django.db import connection
+
+        try:
+            while not stop.is_set() and len(created) < 200:
+                created.append(new_job(admin, title=f"During {len(created)}"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        client = Client(ws_servers[0].url).auth(token_for(admin)).subscribe(start)
+        before_ready, ready_cursor = client.until_ready()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join()
+    after = [new_job(admin, title=f"After {i}") for i in range(3)]
+    expected = set(backlog) | set(created) | set(after)
+    live = collect(client, expected - {c["object_id"] for c in before_ready})
+    everything = before_ready + live
+    job_ids = [c["object_id"] for c in everything if c["object_type"] == "job"]
+    assert set(job_ids) == expected
+    assert len(job_ids) == len(set(job_ids)), "a change was delivered twice"
+    assert all(c["type"] == "job.upserted" and c["data"]["id"] == c["object_id"] for c in everything)
+    assert positions(everything) == sorted(positions(everything)), "not in cursor order"
+    assert set(backlog) <= {c["object_id"] for c in before_ready}
+    assert positions(before_ready)[-1] <= positions([{"cursor": ready_cursor}])[0] if before_ready else True
+    client.close()
+
+
+def test_a_change_made_by_a_third_process_reaches_clients_of_two_asgi_processes(ws_servers, admin):  # noqa: F811
+    clients = [Client(server.url).auth(token_for(admin)).subscribe() for server in ws_servers]
+    for client in clients:
+        client.until_ready()
+    started = time.monotonic()
+    job_id = new_job(admin, title="Seen by both")  # committed here: a plain Django process, as a REST worker is
+    for client in clients:
+        (change,) = collect(client, {job_id}, timeout=10)
+        assert change["type"] == "job.upserted" and change["data"]["title"] == "Seen by both"
+    # Delivered by the wake through Redis, not by the safety poll (LIVE_POLL_SECONDS, 30 s here).
+    assert time.monotonic() - started < 5
+
+
+def test_a_technician_gets_only_their_jobs_and_a_removal_when_one_is_reassigned(ws_servers, admin):  # noqa: F811
+    from jobs.services import job_update
+
+    mine, theirs = UserFactory(role=User.Role.TECHNICIAN), UserFactory(role=User.Role.TECHNICIAN)
+    client = Client(ws_servers[1].url).auth(token_for(mine)).subscribe()
+    client.until_ready()
+    other_job = new_job(admin, title="Not mine", assigned_to=theirs)
+    my_job = new_job(admin, title="Mine", assigned_to=mine)
+    (change,) = collect(client, {my_job})
+    assert change["type"] == "job.upserted" and change["object_id"] == my_job != other_job
+    job_update(actor=admin, job_id=my_job, data={"assigned_to": theirs})
+    message = client.recv()
+    assert message["change"]["type"] == "job.removed" and message["change"]["object_id"] == my_job
+    assert message["change"]["data"] is None
+
+
+def test_an_expired_cursor_closes_4410(ws_servers, admin):  # noqa: F811
+    from django.utils import timezone
+
+    from jobs.feed import Position, encode_cursor
+
+    old = encode_cursor(Position(1, 1), issued=timezone.now() - datetime.timedelta(days=400))
+    client = Client(ws_servers[0].url).auth(token_for(admin)).subscribe(old)
+    assert client.close_code() == 4410
