@@ -128,7 +128,7 @@ class ChangesConsumer(AsyncWebsocketConsumer):
             if subscriber.subscribed or not (after is None or (isinstance(after, str) and 0 < len(after) <= 200)):
                 await self.hub.close(subscriber, CLOSE_BAD_MESSAGE)
             else:
-                self.hub.subscribe(subscriber, after)
+                await self.hub.subscribe(subscriber, after)
 
     @staticmethod
     def _parse(text_data: str | None) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The live stream's per-process hub: one feed read per audience and cursor, shared by every connection on it.
+"""The live stream's per-process hub: one feed read per audience and wake, shared by every connection of it.
 
 ``/ws/changes/`` (API.md v2 "Live stream") pushes the change feed. The naive design, each connection reading the
 feed on each wake, costs one database read per connection per change: 1,000 admin dashboards, 1,000 reads. Here
@@ -6,20 +6,22 @@ each ASGI process has one :class:`FeedHub` (per event loop) that
 
 - holds the one channel of this process in the channel-layer group ``jobops.live.WAKE_GROUP``, so a commit that
   recorded changes costs one Redis message per process (``jobops.live.wake_listeners``);
-- on a wake, marks every subscriber *dirty* and lets one pump per **audience** read the feed: the subscribers of
-  an audience that stand at the same cursor share one ``read_changes`` call, and each change is serialised to
-  JSON once for all of them. An audience is the set of users whose feed is the same: all admins (they see every
-  object, and the feed's ``data`` is the detail shape, which does not depend on the reader), or one user;
-- serialises everything per connection: a subscriber is read for by its audience's pump only, from its own
-  cursor, and its messages leave in order through its outbox. The backlog, ``ready`` and the live changes are one
-  sequence of pages read from the cursor, so there is no gap and no duplicate at the hand-over;
+- on a wake, marks every subscriber *dirty* and lets one pump per **audience** read the feed: one
+  ``read_changes`` call for all the dirty subscribers of the audience, from the place of the one furthest behind,
+  each change serialised to JSON once; each subscriber gets the changes past its own place. After that read they
+  all stand at one place (its end), so the next wake costs one read again. An audience is the set of users whose
+  feed is the same: all admins (they see every object, and the feed's ``data`` is the detail shape, which does
+  not depend on the reader), or one user;
+- serialises everything per connection: a subscriber is read for by its audience's pump only, and its messages
+  leave in order through its outbox. The backlog, ``ready`` and the live changes are one sequence of pages read
+  past its place, so there is no gap and no duplicate at the hand-over;
 - runs the timers of all its connections in one tick: the first ``auth`` within ``LIVE_AUTH_TIMEOUT`` (4401), the
   token's ``exp`` (4401; a fresh ``auth`` extends it), silence longer than ``LIVE_IDLE_TIMEOUT`` (closed), and
   every ``LIVE_USER_CHECK_SECONDS`` one query for the rows of all connected users (deactivated: 4403; a role
   change moves the connection to its new audience);
 - every ``LIVE_POLL_SECONDS`` (1 s) asks, in one indexed query, whether feed rows became readable past the
-  place of the subscriber furthest behind, and if so reads for everyone: a lost wake (Redis blip) or a change the feed's
-  watermark held back (an older transaction, anywhere on the PostgreSQL cluster, was still running when the
+  place of the subscriber furthest behind, and if so reads for everyone: a lost wake (Redis blip) or a change the
+  feed's watermark held back (an older transaction, anywhere on the PostgreSQL cluster, was still running when the
   wake came) is delivered within that period.
 """
 
@@ -100,6 +102,11 @@ class Subscriber:
         return self.user is not None
 
 
+def _place(subscriber: Subscriber) -> feed.Position:
+    assert subscriber.position is not None  # noqa: S101 - only called for subscribers with a place
+    return subscriber.position
+
+
 def audience_of(user: Any) -> Hashable:
     """Users whose feed is identical share an audience (and so one read): every admin sees everything, rendered in
     the same detail shape; anyone else has a scope of their own."""
@@ -151,9 +158,19 @@ class FeedHub:
         subscriber.expires_at = expires_at
         self._move(subscriber, audience_of(user))
 
-    def subscribe(self, subscriber: Subscriber, after: str | None) -> None:
+    async def subscribe(self, subscriber: Subscriber, after: str | None) -> None:
+        """Start reading for ``subscriber`` from ``after`` (``None``: from now); a cursor that is not one of the feed
+        closes with 4400, an expired one with 4410."""
+        try:
+            position = None if after is None else feed.decode_cursor(after)
+        except feed.CursorExpired:
+            await self.close(subscriber, CLOSE_CURSOR_EXPIRED)
+            return
+        except feed.InvalidCursor:
+            await self.close(subscriber, CLOSE_BAD_MESSAGE)
+            return
         subscriber.subscribed = True
-        subscriber.cursor = after
+        subscriber.cursor, subscriber.position = after, position
         subscriber.dirty = True
         self._signal(subscriber.audience)
 
@@ -208,40 +225,36 @@ class FeedHub:
                 dirty = [s for s in self.audiences.get(audience, ()) if s.dirty and s.subscribed and not s.closed]
                 if not dirty:
                     break
-                # Cursors carry the time they were handed out (for expiry), so two subscribers at the same place of
-                # the feed can hold different strings: group them by the place, and read once for each place.
-                by_position: dict[feed.Position | None, list[Subscriber]] = defaultdict(list)
-                for subscriber in dirty:
-                    try:
-                        position = None if subscriber.cursor is None else feed.decode_cursor(subscriber.cursor)
-                    except feed.CursorExpired:
-                        await self.close(subscriber, CLOSE_CURSOR_EXPIRED)
-                        continue
-                    except feed.InvalidCursor:
-                        await self.close(subscriber, CLOSE_BAD_MESSAGE)
-                        continue
-                    by_position[position].append(subscriber)
-                for group in by_position.values():
-                    await self._read_for(audience, group)
+                # One read for everyone of the audience, from the place of the one furthest behind; each gets the
+                # changes past its own place. Subscribers that came at different moments so end up at one place
+                # (the watermark of that read) and keep sharing reads. "From now" needs no feed rows: its own read.
+                fresh = [s for s in dirty if s.position is None]
+                placed = [s for s in dirty if s.position is not None]
+                if fresh:
+                    await self._read_for(audience, fresh, after=None)
+                if placed:
+                    await self._read_for(audience, placed, after=min(placed, key=_place))
         self.pumps.pop(audience, None)
         self.signals.pop(audience, None)
         if not self.audiences.get(audience):
             self.audiences.pop(audience, None)
 
-    async def _read_for(self, audience: Hashable, group: list[Subscriber]) -> None:
-        """One read for ``group`` (subscribers of ``audience`` at one place of the feed), its result to each."""
-        cursor = group[0].cursor
+    async def _read_for(self, audience: Hashable, group: list[Subscriber], after: Subscriber | None) -> None:
+        """One read of the feed for ``group`` (subscribers of ``audience``) from ``after``'s cursor; to each
+        subscriber the changes past its own place, in cursor order."""
+        cursor = None if after is None else after.cursor
         for subscriber in group:
             subscriber.dirty = False  # a wake during the read sets it again: read once more then
         try:
             page = await database_sync_to_async(feed.read_changes)(user=group[0].user, after=cursor, limit=PAGE_SIZE)
-        except feed.CursorExpired:
+        except (feed.CursorExpired, feed.InvalidCursor) as refused:
+            # Checked at subscribe: only a cursor that expired since can get here. Close its owner, not the others.
+            assert after is not None  # noqa: S101 - "from now" has no cursor to refuse
+            await self.close(
+                after, CLOSE_CURSOR_EXPIRED if isinstance(refused, feed.CursorExpired) else CLOSE_BAD_MESSAGE
+            )
             for subscriber in group:
-                await self.close(subscriber, CLOSE_CURSOR_EXPIRED)
-            return
-        except feed.InvalidCursor:
-            for subscriber in group:
-                await self.close(subscriber, CLOSE_BAD_MESSAGE)
+                subscriber.dirty = True
             return
         except Exception:
             # The database is unreachable, say: keep the subscribers dirty and try again shortly.
@@ -252,15 +265,27 @@ class FeedHub:
             return
         finally:
             self.reads += 1
-        messages = [_message({"type": "change", "change": change}) for change in page.changes]
-        position = feed.decode_cursor(page.cursor)
+        end = feed.decode_cursor(page.cursor)
+        changes = [
+            (feed.decode_cursor(change["cursor"]), _message({"type": "change", "change": change}))
+            for change in page.changes
+        ]
         ready = None if page.has_more else _message({"type": "ready", "cursor": page.cursor})
         for subscriber in group:
             if subscriber.closed or subscriber.audience != audience:
                 continue
-            for text in messages:
-                subscriber.connection.push(text)
-            subscriber.cursor, subscriber.position = page.cursor, position
+            place = subscriber.position
+            if place is not None and place >= end:
+                # Already past this page (it stopped short, has_more): read on from its own place next round.
+                subscriber.dirty = page.has_more
+                if not page.has_more and not subscriber.ready and ready is not None:
+                    subscriber.connection.push(ready)
+                    subscriber.ready = True
+                continue
+            for position, text in changes:
+                if place is None or position > place:
+                    subscriber.connection.push(text)
+            subscriber.cursor, subscriber.position = page.cursor, end
             if page.has_more:
                 subscriber.dirty = True
             elif not subscriber.ready and ready is not None:
