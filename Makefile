@@ -27,11 +27,14 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## make run: install, migrate the embedded SQLite database, seed demo data and serve on http://127.0.0.1:8000
+## (one ASGI process, uvicorn with code reload: the REST API, /live/ and the WebSocket /ws/changes/, woken through
+## the in-memory channel layer)
 run: install
 	mkdir -p var
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py seed_demo
-	$(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/uvicorn jobops.asgi:application --host $(HOST) --port $(PORT) --reload --reload-dir . \
+		--reload-exclude 'var/*' --reload-exclude '.venv/*' --no-server-header --lifespan off
 
 ## make test: install everything and run the whole test suite (SQLite unless DATABASE_URL says otherwise)
 test: install-dev

@@ -82,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     load.add_argument("--connections", type=int, default=10)
     load.add_argument("--threads", type=int, default=2, help="wrk threads")
     load.add_argument("--workers", type=int, default=2 * cores + 1, help="gunicorn sync workers (both servers)")
+    load.add_argument(
+        "--asgi",
+        action="store_true",
+        help="serve JobOps' REST API from jobops.asgi under uvicorn workers (--workers of them) instead of sync WSGI "
+        "workers: the measurement behind keeping the REST API on sync gunicorn (README, 'Processes')",
+    )
     load.add_argument("--days", type=int, default=7, help="day view ?days=")
     load.add_argument(
         "--rounds", type=int, default=1, help="measure each read endpoint N times, alternating JobOps and the limit"
@@ -304,7 +310,15 @@ def postgres_ticks() -> int:
 
 
 def start_gunicorn(
-    name: str, app: str, *, cwd: Path, env: dict[str, str], workers: int, log_dir: Path, config: Path | None
+    name: str,
+    app: str,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    workers: int,
+    log_dir: Path,
+    config: Path | None,
+    worker_class: str = "sync",
 ) -> Server:
     port = free_port()
     log_path = log_dir / f"{name}-gunicorn.log"
@@ -319,7 +333,7 @@ def start_gunicorn(
         "--workers",
         str(workers),
         "--worker-class",
-        "sync",
+        worker_class,
         "--max-requests",
         "0",
         "--timeout",
@@ -938,12 +952,13 @@ def main(argv: list[str] | None = None) -> int:
         log(f"starting JobOps and the limit server ({args.workers} sync workers each)")
         jobops = start_gunicorn(
             "jobops",
-            "jobops.wsgi:application",
+            "jobops.asgi:application" if args.asgi else "jobops.wsgi:application",
             cwd=REPO,
             env=env,
             workers=args.workers,
             log_dir=run_dir,
             config=config if has_config else None,
+            worker_class="uvicorn_worker.UvicornWorker" if args.asgi else "sync",
         )
         servers.append(jobops)
         limit_env = {
@@ -963,6 +978,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "days": args.days,
             "gunicorn_conf": has_config,
+            "jobops_server": "asgi (uvicorn workers)" if args.asgi else "wsgi (sync workers)",
             "redis": bool(env["REDIS_URL"]),
         }
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz/", health.healthz, name="healthz"),
     path("readyz/", health.readyz, name="readyz"),
+    path("live/", include("jobs.urls_live")),
     path("api/auth/", include("accounts.urls_auth")),
     path("api/", include("accounts.urls")),
     path("api/", include("equipment.urls")),

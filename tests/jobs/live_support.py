@@ -64,6 +64,7 @@ def server_env(**extra: str) -> dict[str, str]:
     return hermetic_env(
         {
             "DJANGO_SETTINGS_MODULE": "jobops.settings.test",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": url,
             "REDIS_URL": settings.REDIS_URL,
             "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "jobops-test"),
