@@ -22,7 +22,8 @@ each ASGI process has one :class:`FeedHub` (per event loop) that
 - every ``LIVE_POLL_SECONDS`` (1 s) asks, in one indexed query, whether feed rows became readable past the
   place of the subscriber furthest behind, and if so reads for everyone: a lost wake (Redis blip) or a change the
   feed's watermark held back (an older transaction, anywhere on the PostgreSQL cluster, was still running when the
-  wake came) is delivered within that period.
+  wake came) is delivered within that period; for a few seconds after each wake it looks every 0.1 s, so a change
+  held back briefly is pushed as soon as the watermark passes it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ CLOSE_TOO_SLOW = 1013
 
 #: Changes per feed read (the feed's maximum page).
 PAGE_SIZE = 500
+#: After a wake, how often and for how long the hub looks for the announced change if the watermark held it back.
+EAGER_POLL_SECONDS = 0.1
+EAGER_POLL_WINDOW = 5.0
 #: The hub's channel name starts with this; CHANNEL_LAYERS gives such channels room for a burst of wakes.
 WAKE_CHANNEL_PREFIX = "jobops-live"
 #: How often the group membership of this process's channel is renewed (the layer forgets it after group_expiry).
@@ -126,6 +130,7 @@ class FeedHub:
         self.signals: dict[Hashable, asyncio.Event] = {}
         self.pumps: dict[Hashable, asyncio.Task[None]] = {}
         self.tasks: list[asyncio.Task[None]] = []
+        self.eager_until = 0.0  # poll every EAGER_POLL_SECONDS until then (set by a wake)
         self.reads = 0  # feed reads done (the fan-out benchmark and tests look at it)
 
     # --- connections -------------------------------------------------------------------------------------------
@@ -318,19 +323,26 @@ class FeedHub:
                 await asyncio.sleep(1.0)
                 continue
             if message.get("type") == "changes.wake":
+                self.eager_until = time.monotonic() + EAGER_POLL_WINDOW
                 self.wake()
 
     async def _tick(self) -> None:
-        last_user_check = last_poll = time.monotonic()
+        last_timers = last_user_check = last_poll = time.monotonic()
+        base = min(1.0, settings.LIVE_USER_CHECK_SECONDS, settings.LIVE_POLL_SECONDS)
         while True:
-            await asyncio.sleep(min(1.0, settings.LIVE_USER_CHECK_SECONDS, settings.LIVE_POLL_SECONDS))
+            # Just after a wake the change it announced may still be held back by the feed's watermark (an older
+            # transaction has not ended yet): look again every EAGER_POLL_SECONDS for a while, not every second.
+            eager = time.monotonic() < self.eager_until
+            await asyncio.sleep(min(base, EAGER_POLL_SECONDS) if eager else base)
             try:
-                await self._check_timers()
                 now = time.monotonic()
+                if now - last_timers >= base:
+                    last_timers = now
+                    await self._check_timers()
                 if now - last_user_check >= settings.LIVE_USER_CHECK_SECONDS:
                     last_user_check = now
                     await self._check_users()
-                if now - last_poll >= settings.LIVE_POLL_SECONDS:
+                if now - last_poll >= (EAGER_POLL_SECONDS if eager else settings.LIVE_POLL_SECONDS):
                     last_poll = now
                     await self._poll()
             except asyncio.CancelledError:
