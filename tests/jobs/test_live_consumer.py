@@ -18,6 +18,8 @@ from jobops.asgi import application
 from jobs import stream
 from tests.factories import UserFactory
 
+from .test_live_stream import wait_until_readable
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -80,6 +82,7 @@ def test_backlog_ready_live_and_one_shared_read_for_many_admins():
 
     start = current_cursor()
     backlog = create_job(admin, "Backlog")
+    wait_until_readable()
 
     async def scenario():
         first = await connected(admin)
