@@ -4,6 +4,9 @@ referenced by jobs) are shown as messages instead of being written.
 
 ``is_staff`` and ``is_superuser`` are not editable here: they follow the role (see ``accounts.services``). Groups and
 per-user permissions are not used (the role is the permission model), so they are not shown either.
+
+simplejwt's outstanding and blacklisted token admins are unregistered (``jobops.admin_apps``); sessions are ended with
+the "Sign out everywhere" action here (``accounts.services.user_sign_out``) instead.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm, UsernameField
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    PasswordChangeForm,
+    UserChangeForm,
+    UserCreationForm,
+    UsernameField,
+)
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
@@ -60,6 +69,26 @@ class PasswordForm(AdminPasswordChangeForm):
         return self.user
 
 
+class OwnPasswordForm(PasswordChangeForm):
+    """The admin site's "change password" page (``/admin/password_change/``): the old password is checked by the form
+    and again by ``user_change_password``, which validates, audits and ends the user's other sessions."""
+
+    def save(self, commit: bool = True) -> Any:
+        services.user_change_password(
+            actor=self.user,
+            user_id=self.user.pk,
+            old_password=self.cleaned_data["old_password"],
+            new_password=self.cleaned_data["new_password1"],
+            field="new_password1",
+        )
+        # The new hash, so the view keeps this browser's session (update_session_auth_hash) and ends the others.
+        self.user.refresh_from_db()
+        return self.user
+
+
+admin.site.password_change_form = OwnPasswordForm  # JobOpsAdminSite's hook
+
+
 @admin.register(User)
 class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin):
     form = UserEditForm
@@ -80,6 +109,7 @@ class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin)
     search_fields = ("username", "first_name", "last_name", "email")
     ordering = ("username",)
     filter_horizontal = ()
+    actions = ["sign_out_everywhere"]
 
     def save_model(self, request: HttpRequest, obj: User, form: ModelForm, change: bool) -> None:
         fields: tuple[str, ...]
@@ -101,6 +131,13 @@ class UserAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, DjangoUserAdmin)
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         services.user_delete(actor=request.user, user_id=obj.pk)
+
+    @admin.action(description="Sign out everywhere (end every session of the selected users)")
+    def sign_out_everywhere(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset.values_list("pk", flat=True))
+        for pk in users:
+            services.user_sign_out(actor=request.user, user_id=pk)
+        self.message_user(request, f"Signed out everywhere: {len(users)} user(s).", level=messages.SUCCESS)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         refused = []

@@ -4,7 +4,8 @@ Every API request loads its user row: the contract wants a deactivated user's to
 roles are read from the row, never from token claims. simplejwt does that with ``User.objects.get(pk=...)``, which
 builds and compiles the same SELECT on every request. Here the SELECT is compiled once per database and the row
 is turned into a ``User`` with ``Model.from_db``, as the ORM itself does: the same query and the same answers
-(401 ``user_not_found`` / ``user_inactive``), in about half the Python time.
+(401 ``user_not_found`` / ``user_inactive``), in about half the Python time. The same row answers whether the token
+was issued before the user's ``tokens_valid_after`` (401 ``token_revoked``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJ
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
+
+from .tokens import token_is_revoked
 
 if TYPE_CHECKING:
     from .models import User
@@ -55,6 +58,14 @@ class JWTAuthentication(SimpleJWTAuthentication):
     """simplejwt's ``JWTAuthentication`` with the lean user lookup above (JobOps keys users by ``id``)."""
 
     def get_user(self, validated_token: Token) -> Any:
+        user = self._get_user(validated_token)
+        # "Sign out everywhere", a password change or a deactivation since the token was issued: checked on the row
+        # just read, so it costs no query.
+        if token_is_revoked(user, validated_token.get("iat")):
+            raise AuthenticationFailed(_("Token has been revoked"), code="token_revoked")  # type: ignore[arg-type]
+        return user
+
+    def _get_user(self, validated_token: Token) -> Any:
         if api_settings.CHECK_REVOKE_TOKEN or api_settings.USER_ID_FIELD != "id":
             return super().get_user(validated_token)  # settings this lookup does not cover: simplejwt's own
         # simplejwt writes the id as a string. Tokens are signed by us, so a malformed id means a leaked or shared key:

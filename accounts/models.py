@@ -27,6 +27,9 @@ class User(AbstractUser):
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.TECHNICIAN, db_index=True)
     phone = models.CharField(max_length=32, blank=True)
+    #: Tokens (access and refresh) issued before this instant are refused: moved by "sign out everywhere", a password
+    #: change and a deactivation (``accounts.services``). Whole seconds, as a token's ``iat`` claim.
+    tokens_valid_after = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects: ClassVar[JobOpsUserManager] = JobOpsUserManager()
 

@@ -11,8 +11,10 @@ Invariants kept here:
 - there is always at least one active admin: demoting, deactivating or deleting the last one is a 409;
 - a user referenced by a job (assignee or creator) is never deleted (409: deactivate instead); the jobs' PROTECT
   foreign keys decide it, so this app needs no knowledge of the apps that reference users;
-- deactivating a user revokes every outstanding refresh token at once (access tokens stop at the next request,
-  since authentication checks ``is_active``), so a later reactivation does not revive old sessions;
+- a user's sessions end together: "sign out everywhere" (``user_sign_out``), a password change and a deactivation
+  move ``tokens_valid_after`` to now, so every access and refresh token issued before it is a 401 (authentication
+  compares it with the token's ``iat`` on the row it reads anyway), and blacklist the outstanding refresh tokens; a
+  later reactivation revives no old session;
 - no password or hash ever reaches the audit trail.
 """
 
@@ -31,7 +33,6 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from audit.services import audit_diff, audit_record, audit_snapshot
@@ -39,6 +40,7 @@ from jobops.exceptions import ApplicationError, InUse
 from jobops.roles import Role, is_admin
 
 from .models import User
+from .tokens import RefreshToken, token_is_revoked
 
 #: Fields every user may change on their own profile (``PATCH /api/auth/me/``).
 PROFILE_FIELDS = ("username", "email", "first_name", "last_name", "phone")
@@ -98,6 +100,13 @@ def _validate_password(password: Any, user: User, field: str) -> None:
         raise ValidationError({field: exc.messages}) from None
 
 
+def _ensure_username_distinct(user: User) -> None:
+    """Refuse a username that differs from another user's only by case, after the NFKC normalisation that
+    ``full_clean`` applies: ``ADMIN`` or ``ａｄｍｉｎ`` next to ``admin`` would be look-alikes in the audit trail."""
+    if User.objects.filter(username__iexact=user.username).exclude(pk=user.pk).exists():
+        raise ValidationError({"username": ["A user with that username already exists."]})
+
+
 def _full_clean(user: User, fields: list[str] | None = None) -> None:
     exclude = None
     if fields is not None:
@@ -111,6 +120,13 @@ def _revoke_refresh_tokens(user: User) -> int:
     rows = [BlacklistedToken(token=token) for token in pending.only("pk")]
     BlacklistedToken.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+def _end_sessions(user: User) -> str:
+    """End every session of ``user`` (the caller saves ``tokens_valid_after``, the returned field, with its change)."""
+    user.tokens_valid_after = timezone.now()
+    _revoke_refresh_tokens(user)
+    return "tokens_valid_after"
 
 
 # --- users -------------------------------------------------------------------------------------------------------
@@ -131,6 +147,7 @@ def user_create(*, actor: Any, data: Mapping[str, Any]) -> User:
     _validate_password(data.get("password"), user, "password")
     user.set_password(data["password"])
     _full_clean(user)
+    _ensure_username_distinct(user)
     try:
         with transaction.atomic():
             user.save(force_insert=True)
@@ -191,10 +208,15 @@ def user_update(*, actor: Any, user_id: int, data: Mapping[str, Any]) -> User:
     update_fields = list(changes)
     if changes:
         _full_clean(user, update_fields)
+    if "username" in changes:
+        _ensure_username_distinct(user)
     if new_password is not None:
         _validate_password(new_password, user, "password")
         user.set_password(new_password)
         update_fields.append("password")
+    if new_password is not None or ("is_active" in changes and not user.is_active):
+        # A new password or a deactivation ends every session, access tokens included (reactivation revives none).
+        update_fields.append(_end_sessions(user))
     try:
         with transaction.atomic():
             user.save(update_fields=update_fields)
@@ -208,14 +230,10 @@ def user_update(*, actor: Any, user_id: int, data: Mapping[str, Any]) -> User:
     if active_change is not None:
         action = "user.activated" if user.is_active else "user.deactivated"
         audit_record(actor=actor, action=action, obj=user, changes={"is_active": active_change})
-        if not user.is_active:
-            _revoke_refresh_tokens(user)
     if changes:
         audit_record(actor=actor, action="user.updated", obj=user, changes=changes)
     if new_password is not None:
         audit_record(actor=actor, action="user.password_changed", obj=user, changes={})
-        # A new password ends every existing session: a leaked refresh token must not outlive the reset.
-        _revoke_refresh_tokens(user)
     return user
 
 
@@ -247,26 +265,46 @@ def user_delete(*, actor: Any, user_id: int) -> None:
 
 @transaction.atomic
 def user_change_password(
-    *, actor: Any, user_id: int, new_password: Any, old_password: Any | None = None, field: str = "new_password"
+    *,
+    actor: Any,
+    user_id: int,
+    new_password: Any,
+    old_password: Any | None = None,
+    field: str = "new_password",
+    operator: bool = False,
 ) -> User:
     """Set a user's password. Users changing their own password must give the right ``old_password`` (400
     ``old_password`` otherwise), so a stolen access token cannot take over the account; an admin may set another
-    user's password without it. The new password must pass Django's validators (400 on ``field``).
+    user's password without it, and so may an ``operator`` (``manage.py changepassword``: someone with a shell on the
+    server, ``actor=None``). The new password must pass Django's validators (400 on ``field``).
 
-    Writes ``user.password_changed`` with no values at all (never a hash).
+    Every password change in JobOps ends here (the API, the admin's pages, the command) or in ``user_update`` for an
+    admin setting another user's password. Writes ``user.password_changed`` with no values at all (never a hash).
     """
-    is_self = getattr(actor, "pk", None) == user_id
-    if not is_self:
+    is_self = actor is not None and getattr(actor, "pk", None) == user_id
+    if not is_self and not (operator and actor is None):
         _ensure_admin(actor)
     user = _lock_user(user_id)
     if is_self and not (isinstance(old_password, str) and user.check_password(old_password)):
         raise ValidationError({"old_password": ["Your old password was entered incorrectly."]})
     _validate_password(new_password, user, field)
     user.set_password(new_password)
-    user.save(update_fields=["password"])
+    # A new password ends every existing session: a leaked token must not outlive the change.
+    user.save(update_fields=["password", _end_sessions(user)])
     audit_record(actor=actor, action="user.password_changed", obj=user, changes={})
-    # A new password ends every existing session: a leaked refresh token must not outlive the change.
-    _revoke_refresh_tokens(user)
+    return user
+
+
+@transaction.atomic
+def user_sign_out(*, actor: Any, user_id: int) -> User:
+    """Sign a user out everywhere: every access and refresh token issued until now is refused from now on. Users may
+    sign themselves out (``POST /api/auth/logout/all/``); admins may sign out anyone
+    (``POST /api/users/{id}/sign-out/``). Writes ``user.signed_out``."""
+    if getattr(actor, "pk", None) != user_id:
+        _ensure_admin(actor)
+    user = _lock_user(user_id)
+    user.save(update_fields=[_end_sessions(user)])
+    audit_record(actor=actor, action="user.signed_out", obj=user, changes={})
     return user
 
 
@@ -279,6 +317,9 @@ def token_obtain_pair(*, username: str, password: str, request: HttpRequest | No
     An unknown username, a wrong password and an inactive account all give the same 401 (Django's ModelBackend
     also runs the hasher for unknown usernames, so the timing does not tell them apart either).
     """
+    # The identity the admin login form authenticates too (its UsernameField strips and applies NFKC): one account,
+    # one spelling, whichever door is used (and ``jobops.throttles.login_identity`` keys the buckets on it).
+    username = User.normalize_username(username.strip())
     user = authenticate(request, username=username, password=password)
     if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
         raise AuthenticationFailed(BAD_CREDENTIALS, code="no_active_account")
@@ -335,6 +376,8 @@ def token_refresh(*, refresh: str) -> dict[str, str]:
     user = User.objects.filter(pk=user_id).first() if user_id is not None else None
     if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
         raise AuthenticationFailed("No active account found for the given token.", code="no_active_account")
+    if token_is_revoked(user, token.payload.get("iat")):
+        raise InvalidToken("Token has been revoked.")
     _blacklist_once(token)
     token.set_jti()
     token.set_exp()

@@ -6,6 +6,8 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +15,7 @@ from rest_framework.views import APIView
 
 from jobops.api import ScopedViewSet
 from jobops.roles import ADMIN, ADMIN_ONLY, SALES_AGENT
-from jobops.throttles import LoginIPThrottle, LoginUserThrottle, PasswordChangeThrottle
+from jobops.throttles import LOGIN_THROTTLES, PasswordChangeThrottle, login_failed, login_succeeded
 
 from . import selectors, services
 from .authentication import request_user
@@ -68,13 +70,16 @@ class _TokenView(APIView):
 
 
 class TokenObtainView(_TokenView):
-    throttle_classes = [LoginIPThrottle, LoginUserThrottle]
+    throttle_classes = list(LOGIN_THROTTLES)
 
     @extend_schema(
         summary="Log in: get an access and a refresh token",
         description=(
             "Wrong password, unknown username and inactive account give the same 401. Throttled per client IP "
-            "(`LOGIN_RATE_PER_IP`, default 30/min) and per username (`LOGIN_RATE_PER_USER`, default 10/min)."
+            "(`LOGIN_RATE_PER_IP`, default 30/min), per username and client IP (`LOGIN_RATE_PER_USER`, default "
+            "10/min) and by a per-username budget of failed attempts from anywhere (`LOGIN_FAILURES_PER_USER`, "
+            "default 100/hour), which a correct password does not spend and which does not apply to a client that "
+            "logged in as that user before."
         ),
         tags=["auth"],
         request=TokenObtainSerializer,
@@ -82,9 +87,14 @@ class TokenObtainView(_TokenView):
     )
     def post(self, request: Request) -> Response:
         data = self.validated(TokenObtainSerializer)
-        pair = services.token_obtain_pair(
-            username=data["username"], password=data["password"], request=request._request
-        )
+        try:
+            pair = services.token_obtain_pair(
+                username=data["username"], password=data["password"], request=request._request
+            )
+        except AuthenticationFailed:
+            login_failed(request, data["username"])
+            raise
+        login_succeeded(request, data["username"])
         return Response(pair)
 
 
@@ -112,6 +122,25 @@ class LogoutView(_TokenView):
     def post(self, request: Request) -> Response:
         data = self.validated(TokenRefreshSerializer)
         services.token_revoke(refresh=data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutEverywhereView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Log out everywhere: end every session of your account",
+        description=(
+            "Every access and refresh token of your account issued until now is refused from now on (401), on every "
+            "device, this one included. `POST /api/auth/logout/` ends one device's refresh token only."
+        ),
+        tags=["auth"],
+        request=None,
+        responses={204: NO_BODY},
+    )
+    def post(self, request: Request) -> Response:
+        user = request_user(request)
+        services.user_sign_out(actor=user, user_id=user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -222,6 +251,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         "update": ADMIN_ONLY,
         "partial_update": ADMIN_ONLY,
         "destroy": ADMIN_ONLY,
+        "sign_out": ADMIN_ONLY,
     }
     lookup_value_regex = r"[0-9]+"
 
@@ -248,4 +278,17 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         user = self.get_object()
         services.user_delete(actor=request.user, user_id=user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Sign a user out everywhere (admin)",
+        description="Every access and refresh token of the user issued until now is refused from now on (401).",
+        tags=["users"],
+        request=None,
+        responses={204: NO_BODY},
+    )
+    @action(detail=True, methods=["post"], url_path="sign-out")
+    def sign_out(self, request: Request, pk: str | None = None) -> Response:
+        user = self.get_object()
+        services.user_sign_out(actor=request.user, user_id=user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

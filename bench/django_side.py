@@ -3,6 +3,7 @@
     python bench/django_side.py hash-password          # BENCH_PASSWORD from the environment -> a Django hash
     python bench/django_side.py mint-tokens ID [ID...]  # -> {"ID": "<access JWT>"} (simplejwt, same signing key)
     python bench/django_side.py explain SPEC.json       # -> the SQL each GET issues, with EXPLAIN (ANALYZE) plans
+    python bench/django_side.py feed-backlog N          # -> a cursor followed by N jobs and one task of each changed
 
 ``explain`` sends each request through Django's test client (the same URL, token and middleware as the load
 test), captures its statements with ``CaptureQueriesContext`` and runs ``EXPLAIN (ANALYZE, FORMAT JSON)`` on each
@@ -106,6 +107,23 @@ def explain(spec_path: str) -> None:
     print(json.dumps(report))
 
 
+def feed_backlog(count: str) -> None:
+    """Record a change to ``count`` open jobs and the first task of each (as the services do, in one transaction),
+    after a cursor taken first: the feed endpoint's fixed window of changes."""
+    from django.db import transaction
+
+    from jobs import feed
+    from jobs.models import Job
+
+    cursor = feed.current_cursor()
+    jobs = Job.objects.filter(tasks__isnull=False).distinct().order_by("id")[: int(count)]
+    with transaction.atomic():
+        feed.record(
+            *(feed.touch(job, tasks=job.tasks.order_by("order").values_list("pk", flat=True)[:1]) for job in jobs)
+        )
+    print(cursor)
+
+
 def main(argv: list[str]) -> None:
     command = argv[1] if len(argv) > 1 else ""
     if command == "hash-password":
@@ -114,6 +132,8 @@ def main(argv: list[str]) -> None:
         mint_tokens(argv[2:])
     elif command == "explain":
         explain(argv[2])
+    elif command == "feed-backlog":
+        feed_backlog(argv[2])
     else:
         sys.exit(__doc__)
 

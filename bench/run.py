@@ -193,6 +193,7 @@ def django_env(args: argparse.Namespace, database_url: str, var_dir: Path) -> di
             "CACHE_KEY_PREFIX": f"jobops-bench-{os.getpid()}",
             "LOGIN_RATE_PER_IP": "100000/min",
             "LOGIN_RATE_PER_USER": "100000/min",
+            "LOGIN_FAILURES_PER_USER": "100000/min",
             "JWT_ACCESS_MINUTES": "240",
             "LOG_LEVEL": "WARNING",
             "TIME_ZONE": "UTC",
@@ -455,7 +456,9 @@ class Fixtures:
     detail_job_ids: list[int]
     write_jobs: list[tuple[int, list[tuple[str, int]]]]  # (technician id, [(start|complete, task id)]) per job
     tokens: dict[int, str] = field(default_factory=dict)
+    feed_cursor: str = ""  # a change-feed cursor followed by at least 100 changes (django_side feed-backlog)
     token_source: dict[str, str] = field(default_factory=dict)
+    usernames: dict[int, str] = field(default_factory=dict)
 
 
 def load_fixtures(database_url: str, seed: int) -> Fixtures:
@@ -505,6 +508,7 @@ def get_tokens(server: Server, env: dict[str, str], fx: Fixtures) -> None:
     fx.tokens = {int(k): v for k, v in json.loads(django_side(env, "mint-tokens", *map(str, wanted))).items()}
     with psycopg.connect(env["DATABASE_URL"]) as conn:
         names = dict(conn.execute("SELECT id, username FROM accounts_user").fetchall())
+    fx.usernames = names
     for role, uid in (("admin", fx.admin_id), ("sales_agent", fx.sales_id), ("technician", fx.tech_id)):
         status, body = http(
             "POST",
@@ -533,6 +537,7 @@ class Endpoint:
     warmup_lines: list[Line] | None = None  # the write mix warms up on other jobs than it measures
     probe: Line | None = None  # a request to see whether the endpoint exists (default: the first line)
     is_list: bool = True  # its SQL must stay on indexes (analytics aggregates whole tables by design)
+    body: dict[str, Any] | None = None  # the JSON body of every request of a POST endpoint (the login's credentials)
 
 
 def write_lines(
@@ -594,8 +599,24 @@ def build_endpoints(args: argparse.Namespace, fx: Fixtures) -> list[Endpoint]:
             [("*", "GET", f"/api/dashboard/technician/?days={days}", tech)],
             True,
         ),
+        Endpoint(
+            "changes_p100",
+            "change feed, 100 changes",
+            "admin",
+            [("*", "GET", f"/api/changes/?after={fx.feed_cursor}&limit=100", admin)],
+        ),
         Endpoint("analytics", "analytics", "admin", [("*", "GET", "/api/analytics/", admin)], is_list=False),
         Endpoint("audit_p20", "audit list, page 20", "admin", [("*", "GET", "/api/audit/?page_size=20", admin)]),
+        # A shift's morning: technicians logging in. Each login verifies a password hash (the hasher's cost is the
+        # point) and writes its refresh token's row; the throttles are raised for the benchmark (django_env).
+        Endpoint(
+            "login",
+            "log in (POST /api/auth/token/)",
+            "technician",
+            [("*", "POST", "/api/auth/token/", "")],
+            is_list=False,
+            body={"username": fx.usernames.get(fx.tech_id, ""), "password": BENCH_PASSWORD},
+        ),
         Endpoint(
             "write_mix",
             "write mix: start/complete tasks",
@@ -611,7 +632,14 @@ def build_endpoints(args: argparse.Namespace, fx: Fixtures) -> list[Endpoint]:
 
 
 def run_wrk(
-    wrk: str, server: Server, lines: list[Line], *, seconds: int, args: argparse.Namespace, raw_path: Path | None
+    wrk: str,
+    server: Server,
+    lines: list[Line],
+    *,
+    seconds: int,
+    args: argparse.Namespace,
+    raw_path: Path | None,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     requests_path = (raw_path or args.results_dir / "warmup").with_suffix(".requests.tsv")
     requests_path.write_text("".join("\t".join(line) + "\n" for line in lines))
@@ -628,6 +656,8 @@ def run_wrk(
         f"{server.base}/",
     ]
     env = {**os.environ, "BENCH_REQUESTS": str(requests_path), "BENCH_HOST": server.host}
+    if body is not None:
+        env["BENCH_BODY"] = json.dumps(body)
     server_before, postgres_before = server.cpu_ticks(), postgres_ticks()
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
     server_cpu, postgres_cpu = server.cpu_ticks() - server_before, postgres_ticks() - postgres_before
@@ -670,6 +700,7 @@ def median_by(items: list[dict[str, Any]], key: Any) -> dict[str, Any]:
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 TARGET_RATIOS = {"jobs_p20": 0.5, "day_view": 0.5, "jobs_p100": 0.4}
 P99_OVER_P50 = 4.0
+FEED_TARGET = 0.5
 RSS_LIMIT_MB = 150
 
 
@@ -734,6 +765,16 @@ def targets(report: dict[str, Any]) -> list[str]:
             "n/a (" + r.get("status", "not run") + ")" if ratio is None else ("met" if ratio >= target else "MISSED")
         )
         lines.append(f"{name}: ratio to the limit {fmt(ratio, '.3f')} (target >= {target}): {state}")
+    # The feed's page of 100 changes against the limit server's page of 100 jobs (json_agg): target >= 0.5.
+    feed, jobs_limit = by_name.get("changes_p100", {}).get("ours"), by_name.get("jobs_p100", {}).get("limit")
+    if feed and jobs_limit:
+        ratio = feed["rps"] / jobs_limit["rps"]
+        state = "met" if ratio >= FEED_TARGET else "MISSED"
+        lines.append(
+            f"changes_p100: ratio to the limit's page of 100 jobs {ratio:.3f} (target >= {FEED_TARGET}): {state}"
+        )
+    else:
+        lines.append("changes_p100: ratio to the limit's page of 100 jobs: not measured")
     over = [
         f"{r['name']} ({r['ours']['p99_ms']:.0f} / {r['ours']['p50_ms']:.0f} ms)"
         for r in report["endpoints"]
@@ -1043,6 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
         # --- tokens, fixtures, endpoints ---
         fx = load_fixtures(database_url, args.seed)
         get_tokens(jobops, env, fx)
+        fx.feed_cursor = django_side(env, "feed-backlog", "100").strip()
         report["tokens"] = fx.token_source
         endpoints = build_endpoints(args, fx)
         if args.only:
@@ -1054,7 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
         report["body_checks"] = {}
         for ep in endpoints:
             _thread, method, path, token = ep.probe or ep.lines[0]
-            status, body = http(method, jobops.base + path, token=token, host=jobops.host)
+            status, body = http(method, jobops.base + path, token=token, host=jobops.host, body=ep.body)
             entry: dict[str, Any] = {"name": ep.name, "label": ep.label, "role": ep.role, "path": path}
             if status == 404:
                 entry["status"] = "missing (404)"
@@ -1120,7 +1162,7 @@ def main(argv: list[str] | None = None) -> int:
                 for key, server in targets_to_run:
                     if args.warmup > 0:
                         lines = ep.warmup_lines or ep.lines
-                        run_wrk(wrk, server, lines, seconds=args.warmup, args=args, raw_path=None)
+                        run_wrk(wrk, server, lines, seconds=args.warmup, args=args, raw_path=None, body=ep.body)
                     suffix = f"-round{round_no}" if rounds > 1 else ""
                     measured = run_wrk(
                         wrk,
@@ -1129,6 +1171,7 @@ def main(argv: list[str] | None = None) -> int:
                         seconds=args.duration,
                         args=args,
                         raw_path=run_dir / f"wrk-{ep.name}-{key}{suffix}.txt",
+                        body=ep.body,
                     )
                     this_round[key] = measured
                     log(

@@ -5,7 +5,8 @@
 -- order, so a read endpoint can rotate over many ids and the write mix can hand each thread disjoint jobs (their
 -- start/complete steps interleaved, so the steps of one job are never in flight together).
 -- BENCH_HOST is the Host header (the same one the equality check used). done() prints one JSON line, prefixed
--- with BENCH_JSON, with the counts and the latency percentiles in microseconds.
+-- with BENCH_JSON, with the counts and the latency percentiles in microseconds. BENCH_BODY, when set, is the JSON
+-- body of every request that is not a GET (the login scenario's credentials); otherwise such a body is empty.
 
 local threads = {}
 local counter = 0
@@ -33,7 +34,7 @@ function init(args)
          local body = nil
          if method ~= "GET" then
             headers["Content-Type"] = "application/json"
-            body = ""
+            body = os.getenv("BENCH_BODY") or ""
          end
          table.insert(requests, wrk.format(method, path, headers, body))
       end

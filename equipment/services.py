@@ -19,6 +19,7 @@ from jobops.exceptions import InUse
 from jobops.roles import is_admin
 
 from .models import Equipment
+from .signals import equipment_rendering_changed
 
 FIELDS = ("name", "type", "serial_number", "is_active", "description")
 DUPLICATE_SERIAL = "Equipment with this serial number already exists."
@@ -78,6 +79,10 @@ def equipment_update(*, actor: Any, equipment_id: int, data: Mapping[str, Any]) 
         return item
     item.full_clean(exclude=[name for name in FIELDS if name not in changes])
     _save(item, update_fields=[*changes, "updated_at"])
+    from .serializers import EquipmentBriefSerializer  # the serializers import this module's messages
+
+    if set(changes) & set(EquipmentBriefSerializer.Meta.fields):
+        equipment_rendering_changed.send(sender=Equipment, equipment_id=item.pk)
     active_change = changes.pop("is_active", None)
     if active_change is not None:
         action = "equipment.activated" if item.is_active else "equipment.deactivated"

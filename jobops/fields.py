@@ -11,6 +11,7 @@ import datetime
 import re
 from typing import Any, cast
 
+from django.core.validators import MaxLengthValidator
 from django.db.models import Manager
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -60,14 +61,45 @@ class QueryIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+#: The most ids a write may send in one list of related objects (``required_equipment``): 400 beyond it. Published
+#: as the field's ``maxItems`` in the OpenAPI schema.
+MAX_RELATED_IDS = 100
+
+#: Ids outside a bigint can match no row (and some databases raise on them instead of answering "no").
+_ID_RANGE = range(-(2**63), 2**63)
+
+
 class StrictManyRelatedField(serializers.ManyRelatedField):
-    """A JSON array of ids only (DRF would accept an object and use its keys)."""
+    """A JSON array of at most ``max_items`` integer ids (DRF would accept an object and use its keys, take any
+    number of ids and look each one up with its own query). Duplicates count once (the first position wins) and
+    the ids are resolved with one query; an unknown id is a 400 naming it."""
+
+    default_error_messages = {"max_items": "Ensure this list has no more than {max_items} items."}
+
+    def __init__(self, *args: Any, max_items: int = MAX_RELATED_IDS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_items = max_items
+        # Checked in to_internal_value before any lookup; the validator publishes the limit (maxItems) in the schema.
+        self.validators.append(MaxLengthValidator(max_items))
 
     def to_internal_value(self, data: Any) -> list[Any]:
         if not isinstance(data, list):
             self.fail("not_a_list", input_type=type(data).__name__)
-        # DRF builds a list here; its stubs only promise an Iterable.
-        return cast(list[Any], super().to_internal_value(data))
+        if not self.allow_empty and not data:
+            self.fail("empty")
+        if len(data) > self.max_items:
+            self.fail("max_items", max_items=self.max_items)
+        child = cast(StrictPrimaryKeyRelatedField, self.child_relation)
+        for item in data:
+            if isinstance(item, bool) or not isinstance(item, int):
+                child.fail("incorrect_type", data_type=type(item).__name__)
+        ids = list(dict.fromkeys(data))
+        queryset = child.get_queryset()
+        found = queryset.in_bulk([pk for pk in ids if pk in _ID_RANGE]) if queryset is not None else {}
+        missing = next((pk for pk in ids if pk not in found), None)
+        if missing is not None:
+            child.fail("does_not_exist", pk_value=missing)
+        return [found[pk] for pk in ids]
 
 
 class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):

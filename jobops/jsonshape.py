@@ -409,8 +409,10 @@ def _json_array(
         through: Any = field.remote_field.through
         source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
         target_id = through._meta.get_field(target).attname
-        item = related._default_manager.filter(pk=OuterRef(target_id)).values(
-            body=_json_object(serializer_class, related)
+        item = (
+            related._default_manager.filter(pk=OuterRef(target_id))
+            .order_by()
+            .values(body=_json_object(serializer_class, related))
         )
         links = (
             through._default_manager.filter(**{source: OuterRef("pk")})

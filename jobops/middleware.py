@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.cache import patch_cache_control
 from django.utils.functional import SimpleLazyObject, empty
 
 from .context import request_id_var, source_var, system_actor_var
@@ -79,3 +80,47 @@ class RequestIDMiddleware:
         finally:
             for var, token in reversed(tokens):
                 var.reset(token)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every API response to a request that carries credentials (an
+    ``Authorization`` header) and on every response of the token endpoints (``/api/auth/``): what a user's token
+    shows them (and the tokens themselves) must not stay in a browser's or a proxy's cache. Public responses (the
+    schema, the docs, health checks) keep their caching. A client that keeps its own copy still revalidates with
+    ``If-None-Match``: ``no-store`` is about HTTP caches, not about the ETags the API sends."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        path = request.path_info
+        if path.startswith("/api/") and ("HTTP_AUTHORIZATION" in request.META or path.startswith("/api/auth/")):
+            patch_cache_control(response, no_store=True)
+        return response
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class FormBodyMiddleware:
+    """A form body that cannot be parsed is a 400 before anything else reads it (outside ``/api/``, whose views parse
+    their own bodies). Placed before ``CsrfViewMiddleware``: that middleware reads ``request.POST`` for the CSRF
+    token, and Django raises there for a form declared in another charset than UTF-8 or a truncated multipart body;
+    Django's error views then run the same CSRF check and raise again, so the client got a 500 (pen test, finding 7).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            request.method == "POST"
+            and request.content_type in _FORM_TYPES
+            and not request.path_info.startswith("/api/")
+        ):
+            try:
+                request.POST  # noqa: B018 - parse now, so that nothing later raises on it
+            except Exception:  # noqa: BLE001 - an unreadable form is the client's error whatever Django raised
+                return HttpResponseBadRequest("Malformed form body.", content_type="text/plain")
+        return self.get_response(request)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import page_not_found, server_error
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.views.defaults import page_not_found
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None, **kwargs: Any) -> HttpResponse:
@@ -15,6 +15,8 @@ def not_found(request: HttpRequest, exception: Exception | None = None, **kwargs
 
 
 def server_failure(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    # A plain page, not django.views.defaults.server_error: that view runs the CSRF check again
+    # (requires_csrf_token), which re-reads the body that may be what failed, and a 500 page needs no token.
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
-    return server_error(request)
+    return HttpResponseServerError("<h1>Server Error (500)</h1>", content_type="text/html")

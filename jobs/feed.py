@@ -44,7 +44,7 @@ from jobops.jsonshape import render_each
 from jobops.live import wake_listeners
 from jobops.roles import ALL_ROLES, is_admin
 
-from .models import Change, Job
+from .models import Change, Job, JobTask
 from .selectors import job_scope, task_scope
 from .serializers import JobDetailSerializer, JobTaskReadSerializer
 
@@ -118,6 +118,18 @@ def record(*touches: Touch) -> None:
         )
     Change.objects.bulk_create(rows)
     transaction.on_commit(wake_listeners, robust=True)
+
+
+def on_equipment_rendering_changed(*, equipment_id: int, **kwargs: Any) -> None:
+    """Equipment that tasks list changed how it renders (``equipment.signals``): record the tasks that list it, and
+    their jobs, in the transaction of that change."""
+    by_job: dict[int, tuple[tuple[int | None, ...], list[int]]] = {}
+    rows = JobTask.objects.filter(required_equipment=equipment_id).values_list(
+        "pk", "job_id", "job__created_by_id", "job__assigned_to_id"
+    )
+    for task_id, job_id, creator, assignee in rows:
+        by_job.setdefault(job_id, ((creator, assignee), []))[1].append(task_id)
+    record(*(Touch(job_id, audience, tuple(tasks)) for job_id, (audience, tasks) in by_job.items()))
 
 
 # --- the cursor --------------------------------------------------------------------------------------------------

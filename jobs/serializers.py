@@ -16,6 +16,7 @@ from accounts.models import User
 from equipment.models import Equipment
 from equipment.serializers import EquipmentBriefSerializer
 from jobops.fields import (
+    MAX_RELATED_IDS,
     ReadModelSerializer,
     RelatedCountField,
     StrictIntegerField,
@@ -107,7 +108,10 @@ class JobTaskCreateSerializer(StrictModelSerializer):
         help_text="Position in the job; omitted -> appended at the end.",
     )
     required_equipment = StrictPrimaryKeyRelatedField(
-        queryset=Equipment.objects.all(), many=True, required=False, help_text="Equipment ids (active)."
+        queryset=Equipment.objects.all(),
+        many=True,
+        required=False,
+        help_text=f"Equipment ids (active), at most {MAX_RELATED_IDS}; a repeated id counts once.",
     )
 
     class Meta:
@@ -117,7 +121,10 @@ class JobTaskCreateSerializer(StrictModelSerializer):
 
 class JobTaskUpdateSerializer(StrictModelSerializer):
     required_equipment = StrictPrimaryKeyRelatedField(
-        queryset=Equipment.objects.all(), many=True, required=False, help_text="Equipment ids (active)."
+        queryset=Equipment.objects.all(),
+        many=True,
+        required=False,
+        help_text=f"Equipment ids (active), at most {MAX_RELATED_IDS}; a repeated id counts once.",
     )
 
     class Meta:

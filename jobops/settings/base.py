@@ -37,6 +37,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "jobops.admin_apps.JobOpsAdminConfig",  # django.contrib.admin with the login throttles
+    # Before django.contrib.auth: its `changepassword` command replaces Django's (which saved without the service).
+    "accounts",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -51,7 +53,6 @@ INSTALLED_APPS = [
     "corsheaders",
     "channels",
     "jobops",
-    "accounts",
     "equipment",
     "jobs",
     "audit",
@@ -61,11 +62,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "jobops.middleware.RequestIDMiddleware",
+    "jobops.middleware.NoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "jobops.middleware.FormBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -172,12 +175,24 @@ LIVE_OUTBOX_LIMIT = env.int("LIVE_OUTBOX_LIMIT", default=10_000)
 LIVE_WS_URL = env.str("LIVE_WS_URL", default="")
 
 # --- Auth -------------------------------------------------------------------------------------------------------
+# Argon2id first (jobops/hashers.py: OWASP's minimum parameters); the others only verify hashes made before it, and
+# Django re-hashes such a password with the first hasher at the user's next successful login.
+PASSWORD_HASHERS = [
+    "jobops.hashers.Argon2idPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# A client that logged in as a user within this many days is not held back by that user's spent budget of failed
+# logins (jobops/throttles.py): a distributed guess at an account cannot lock its owner out.
+LOGIN_KNOWN_CLIENT_DAYS = env.int("LOGIN_KNOWN_CLIENT_DAYS", default=30)
 
 # --- i18n / time ------------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -220,6 +235,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_ip": env.str("LOGIN_RATE_PER_IP", default="30/min"),
         "login_user": env.str("LOGIN_RATE_PER_USER", default="10/min"),
+        "login_failures": env.str("LOGIN_FAILURES_PER_USER", default="100/hour"),
     },
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

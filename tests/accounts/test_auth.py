@@ -1,6 +1,8 @@
 """Auth over HTTP: login, refresh rotation, logout, deactivation, own profile, password change, login throttles."""
 
 import pytest
+import time_machine
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -132,7 +134,8 @@ def test_deactivated_user_tokens_stop_at_once(technician, admin_user):
     # Reactivation does not revive the old session: deactivation revoked its refresh token.
     services.user_update(actor=admin_user, user_id=technician.pk, data={"is_active": True})
     assert post(REFRESH, {"refresh": pair["refresh"]}).status_code == 401
-    assert client.get(ME).status_code == 200  # the access token itself was never revoked, only refused while inactive
+    # Nor its access token: deactivation moved the user's "tokens valid after" instant past it.
+    assert client.get(ME).status_code == 401
 
 
 def test_deleted_user_refresh_is_401_not_500(admin_user):
@@ -246,22 +249,26 @@ def rates(settings):
     def set_rates(ip="100/min", user="100/min"):
         settings.REST_FRAMEWORK = {
             **settings.REST_FRAMEWORK,
-            "DEFAULT_THROTTLE_RATES": {"login_ip": ip, "login_user": user},
+            "DEFAULT_THROTTLE_RATES": {"login_ip": ip, "login_user": user, "login_failures": "1000/hour"},
         }
 
-    return set_rates
+    # The throttles count in fixed windows: the clock stands still so that no test straddles two.
+    with time_machine.travel(timezone.now(), tick=False):
+        yield set_rates
 
 
-def test_login_throttled_per_username_across_ips(technician, rates):
+def test_login_throttled_per_username_and_client(technician, rates):
     rates(user="3/min")
-    for n in range(3):
-        response = post(TOKEN, {"username": "tech1", "password": "wrong"}, REMOTE_ADDR=f"10.0.0.{n}")
+    for _ in range(3):
+        response = post(TOKEN, {"username": "tech1", "password": "wrong"}, REMOTE_ADDR="10.0.0.1")
         assert response.status_code == 401
-    blocked = post(TOKEN, {"username": "TECH1", "password": DEFAULT_PASSWORD}, REMOTE_ADDR="10.0.0.99")
+    blocked = post(TOKEN, {"username": "TECH1", "password": DEFAULT_PASSWORD}, REMOTE_ADDR="10.0.0.1")
     assert blocked.status_code == 429
     assert "Retry-After" in blocked.headers
-    # Another username from the same IPs is not affected.
+    # Another username from the same client is not affected, nor the same username from another client (no lockout
+    # by strangers: tests/security/test_f4_lockout.py).
     assert post(TOKEN, {"username": "other", "password": "x"}, REMOTE_ADDR="10.0.0.1").status_code == 401
+    assert post(TOKEN, {"username": "tech1", "password": DEFAULT_PASSWORD}, REMOTE_ADDR="10.0.0.2").status_code == 200
 
 
 def test_login_throttled_per_ip_across_usernames(technician, rates):
@@ -275,6 +282,7 @@ def test_login_throttled_per_ip_across_usernames(technician, rates):
 def test_default_login_rates_come_from_settings(settings):
     rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
     assert rates["login_ip"] == "30/min" and rates["login_user"] == "10/min"
+    assert rates["login_failures"] == "100/hour"
 
 
 def test_password_change_shares_the_username_bucket(technician, rates):

@@ -1,4 +1,5 @@
-"""Login throttling (OWASP API2 "anti-brute force"): per username and per IP, 429 with Retry-After, then recovery.
+"""Login throttling (OWASP API2 "anti-brute force"): per (username, client), per client and per username's budget of
+failures, 429 with Retry-After, then recovery (the no-lockout rules: test_f4_lockout.py).
 
 The rates are lowered with ``override_settings`` (DRF reloads its settings on the signal) so a test needs a
 handful of requests; the clock is moved with time-machine to prove the limit lifts once the window has passed.
@@ -21,10 +22,15 @@ pytestmark = pytest.mark.django_db
 TOKEN = "/api/auth/token/"
 
 
-def _rates(settings_rf: dict, *, ip: str, user: str) -> dict:
+def _rates(settings_rf: dict, *, ip: str, user: str, failures: str = "1000/hour") -> dict:
     return {
         **settings_rf,
-        "DEFAULT_THROTTLE_RATES": {**settings_rf["DEFAULT_THROTTLE_RATES"], "login_ip": ip, "login_user": user},
+        "DEFAULT_THROTTLE_RATES": {
+            **settings_rf["DEFAULT_THROTTLE_RATES"],
+            "login_ip": ip,
+            "login_user": user,
+            "login_failures": failures,
+        },
     }
 
 
@@ -46,22 +52,34 @@ def target(db):
 def test_per_username_throttle_then_recovery(low_rates, target):
     start = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC)
     with time_machine.travel(start, tick=False):
-        # Three wrong guesses, each from a different IP (a distributed guess): 401, 401, 401 ...
+        # Three wrong guesses at one username from one client: 401, 401, 401 ...
         for attempt in range(3):
-            assert _login("target", f"guess-{attempt}", ip=f"10.1.0.{attempt}").status_code == 401
-        # ... then the username's bucket is empty: even the right password is refused, from yet another IP.
-        throttled = _login("target", DEFAULT_PASSWORD, ip="10.1.0.99")
+            assert _login("target", f"guess-{attempt}", ip="10.1.0.1").status_code == 401
+        # ... then that client's bucket for the username is empty: even the right password is refused.
+        throttled = _login("target", DEFAULT_PASSWORD, ip="10.1.0.1")
         assert throttled.status_code == 429
         assert int(throttled["Retry-After"]) > 0
         assert throttled["Content-Type"].startswith("application/json")
         assert "detail" in throttled.json()
         # Case variants of the username share the bucket.
-        assert _login("TARGET", DEFAULT_PASSWORD, ip="10.1.0.98").status_code == 429
-        # Another account is not affected.
+        assert _login("TARGET", DEFAULT_PASSWORD, ip="10.1.0.1").status_code == 429
+        # Another account is not affected, nor this one from another client.
         UserFactory(username="bystander", role=User.Role.TECHNICIAN)
-        assert _login("bystander", DEFAULT_PASSWORD, ip="10.1.0.97").status_code == 200
+        assert _login("bystander", DEFAULT_PASSWORD, ip="10.1.0.1").status_code == 200
+        assert _login("target", DEFAULT_PASSWORD, ip="10.1.0.99").status_code == 200
     with time_machine.travel(start + datetime.timedelta(seconds=61), tick=False):
         assert _login("target", DEFAULT_PASSWORD, ip="10.1.0.1").status_code == 200
+
+
+def test_distributed_guessing_spends_the_usernames_failure_budget(settings, target):
+    rates = _rates(settings.REST_FRAMEWORK, ip="100/min", user="100/min", failures="3/hour")
+    start = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC)
+    with override_settings(REST_FRAMEWORK=rates), time_machine.travel(start, tick=False):
+        for attempt in range(3):
+            assert _login("target", f"guess-{attempt}", ip=f"10.5.0.{attempt}").status_code == 401
+        assert _login("target", DEFAULT_PASSWORD, ip="10.5.0.99").status_code == 429
+    with override_settings(REST_FRAMEWORK=rates), time_machine.travel(start + datetime.timedelta(hours=1, seconds=1)):
+        assert _login("target", DEFAULT_PASSWORD, ip="10.5.0.99").status_code == 200
 
 
 def test_per_ip_throttle_then_recovery(low_rates, target):
