@@ -49,8 +49,9 @@ class AuthRefused(Exception):
         self.code = code
 
 
-def authenticate_token(token: str) -> tuple[Any, float]:
-    """The user an access token names and the token's ``exp``; raises :class:`AuthRefused` with the close code.
+def authenticate_token(token: str) -> tuple[Any, float, Any]:
+    """The user an access token names, the token's ``exp`` and ``iat``; raises :class:`AuthRefused` with the close
+    code.
 
     The API's authentication class decides, so the WebSocket accepts exactly the tokens the REST API accepts."""
     authentication = JWTAuthentication()
@@ -64,7 +65,7 @@ def authenticate_token(token: str) -> tuple[Any, float]:
         raise AuthRefused(CLOSE_DEACTIVATED if inactive else CLOSE_UNAUTHENTICATED) from exc
     except (InvalidToken, TokenError) as exc:
         raise AuthRefused(CLOSE_UNAUTHENTICATED) from exc
-    return user, float(validated["exp"])
+    return user, float(validated["exp"]), validated.get("iat")
 
 
 class ChangesConsumer(AsyncWebsocketConsumer):
@@ -147,7 +148,7 @@ class ChangesConsumer(AsyncWebsocketConsumer):
             await self.hub.close(subscriber, CLOSE_UNAUTHENTICATED)
             return
         try:
-            user, expires_at = await database_sync_to_async(authenticate_token)(token)
+            user, expires_at, issued_at = await database_sync_to_async(authenticate_token)(token)
         except AuthRefused as refused:
             await self.hub.close(subscriber, refused.code)
             return
@@ -156,4 +157,4 @@ class ChangesConsumer(AsyncWebsocketConsumer):
             return
         if subscriber.closed:
             return
-        self.hub.authenticate(subscriber, user, expires_at)
+        self.hub.authenticate(subscriber, user, expires_at, issued_at)

@@ -17,8 +17,9 @@ each ASGI process has one :class:`FeedHub` (per event loop) that
   past its place, so there is no gap and no duplicate at the hand-over;
 - runs the timers of all its connections in one tick: the first ``auth`` within ``LIVE_AUTH_TIMEOUT`` (4401), the
   token's ``exp`` (4401; a fresh ``auth`` extends it), silence longer than ``LIVE_IDLE_TIMEOUT`` (closed), and
-  every ``LIVE_USER_CHECK_SECONDS`` one query for the rows of all connected users (deactivated: 4403; a role
-  change moves the connection to its new audience);
+  every ``LIVE_USER_CHECK_SECONDS`` one query for the rows of all connected users (deactivated: 4403; signed out
+  everywhere or a new password since the token was issued: 4401; a role change moves the connection to its new
+  audience);
 - every ``LIVE_POLL_SECONDS`` (1 s) asks, in one indexed query, whether feed rows became readable past the
   place of the subscriber furthest behind, and if so reads for everyone: a lost wake (Redis blip) or a change the
   feed's watermark held back (an older transaction, anywhere on the PostgreSQL cluster, was still running when the
@@ -36,6 +37,7 @@ import time
 import weakref
 from collections import defaultdict
 from collections.abc import Hashable
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import orjson
@@ -44,6 +46,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounts.selectors import user_states
+from accounts.tokens import token_is_revoked
 from jobops.live import WAKE_GROUP
 from jobops.roles import ADMIN
 
@@ -93,6 +96,7 @@ class Subscriber:
         self.last_seen = self.connected_at
         self.user: Any = None  # set by authenticate()
         self.expires_at = 0.0  # the token's exp (epoch seconds)
+        self.issued_at: Any = None  # the token's iat (checked against the user's tokens_valid_after)
         self.audience: Hashable | None = None
         self.subscribed = False
         self.cursor: str | None = None
@@ -158,9 +162,10 @@ class FeedHub:
             if not members and subscriber.audience in self.signals:
                 self.signals[subscriber.audience].set()  # its pump sees the audience empty and ends
 
-    def authenticate(self, subscriber: Subscriber, user: Any, expires_at: float) -> None:
+    def authenticate(self, subscriber: Subscriber, user: Any, expires_at: float, issued_at: Any) -> None:
         subscriber.user = user
         subscriber.expires_at = expires_at
+        subscriber.issued_at = issued_at
         self._move(subscriber, audience_of(user))
 
     async def subscribe(self, subscriber: Subscriber, after: str | None) -> None:
@@ -367,9 +372,11 @@ class FeedHub:
             return
         states = await database_sync_to_async(user_states)(ids={s.user.pk for s in connected})
         for subscriber in connected:
-            active, role = states.get(subscriber.user.pk, (False, ""))
+            active, role, valid_after = states.get(subscriber.user.pk, (False, "", None))
             if not active:
                 await self.close(subscriber, CLOSE_DEACTIVATED)
+            elif token_is_revoked(SimpleNamespace(tokens_valid_after=valid_after), subscriber.issued_at):
+                await self.close(subscriber, CLOSE_UNAUTHENTICATED)  # signed out everywhere, or a new password
             elif role != subscriber.user.role:
                 subscriber.user.role = role
                 self._move(subscriber, audience_of(subscriber.user))

@@ -199,3 +199,19 @@ def test_a_role_change_moves_the_connection_to_its_new_audience():
         await communicator.disconnect()
 
     run(scenario)
+
+
+def test_signing_out_everywhere_closes_the_connections_opened_with_older_tokens():
+    from django.utils import timezone
+
+    technician = UserFactory(role=User.Role.TECHNICIAN)
+
+    async def scenario():
+        communicator = await connected(technician)
+        await communicator.send_json_to({"type": "subscribe"})
+        await until_ready(communicator)
+        later = timezone.now() + datetime.timedelta(seconds=5)  # after the token's iat (whole seconds)
+        await sync_to_async(User.objects.filter(pk=technician.pk).update)(tokens_valid_after=later)
+        assert await closed_with(communicator) == 4401
+
+    run(scenario)
