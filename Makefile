@@ -6,6 +6,8 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # The embedded default: SQLite under var/, in-process tasks, console email. A local secret, DEBUG on.
+# The code make run watches for changes (the apps, not .venv or var/).
+APPS := accounts audit equipment jobs jobops notifications tasks
 RUN_ENV := DJANGO_DEBUG=1 DJANGO_SECRET_KEY=local-dev-$(shell hostname)-jobops-embedded-default-key
 
 .PHONY: run test install install-dev lint format check-schema bench clean
@@ -33,8 +35,8 @@ run: install
 	mkdir -p var
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py seed_demo
-	$(RUN_ENV) $(BIN)/uvicorn jobops.asgi:application --host $(HOST) --port $(PORT) --reload --reload-dir . \
-		--reload-exclude 'var/*' --reload-exclude '.venv/*' --no-server-header --lifespan off
+	$(RUN_ENV) $(BIN)/uvicorn jobops.asgi:application --host $(HOST) --port $(PORT) --no-server-header --lifespan off \
+		--reload $(foreach app,$(APPS),--reload-dir $(app))
 
 ## make test: install everything and run the whole test suite (SQLite unless DATABASE_URL says otherwise)
 test: install-dev
