@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
+from django.conf import settings
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
@@ -87,6 +89,28 @@ class UserListItemSerializer(serializers.Serializer):
     last_login = serializers.DateTimeField(required=False, allow_null=True, help_text="Admins only.")
 
 
+class PhoneField(StrictCharField):
+    """A phone number for SMS: parsed with ``phonenumbers`` (Google's libphonenumber metadata), stored in E.164
+    (``+14155550123``). International form (``+`` and country code) unless ``PHONE_DEFAULT_REGION`` is set; blank
+    clears it."""
+
+    default_error_messages = {
+        "phone": "Enter a valid phone number in international form, e.g. +14155550123.",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        if not text.strip():
+            return ""
+        try:
+            number = phonenumbers.parse(text, settings.PHONE_DEFAULT_REGION or None)
+        except phonenumbers.NumberParseException:
+            self.fail("phone")
+        if not phonenumbers.is_valid_number(number):
+            self.fail("phone")
+        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 class _UserWriteBase(serializers.ModelSerializer):
     username = StrictCharField(
         max_length=150,
@@ -98,7 +122,7 @@ class _UserWriteBase(serializers.ModelSerializer):
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     first_name = StrictCharField(required=False, allow_blank=True, max_length=150)
     last_name = StrictCharField(required=False, allow_blank=True, max_length=150)
-    phone = StrictCharField(required=False, allow_blank=True, max_length=32)
+    phone = PhoneField(required=False, allow_blank=True, max_length=32)
     role = serializers.ChoiceField(choices=User.Role.choices, required=False)
     is_active = StrictBooleanField(required=False)
 

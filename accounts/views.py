@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from jobops.api import ScopedViewSet
 from jobops.roles import ADMIN, ADMIN_ONLY, SALES_AGENT
+from jobops.schema import ERROR_REF
 from jobops.throttles import LOGIN_THROTTLES, PasswordChangeThrottle, login_failed, login_succeeded
 
 from . import selectors, services
@@ -37,17 +38,8 @@ from .serializers import (
 NO_BODY = OpenApiResponse(description="No content.")
 
 
-class ErrorDetailSerializer(serializers.Serializer):
-    """An authentication or throttling error."""
-
-    # Used for the OpenAPI description only.
-
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
-
-
-UNAUTHORIZED = OpenApiResponse(ErrorDetailSerializer, description="Invalid, expired, used or revoked token.")
-THROTTLED = OpenApiResponse(ErrorDetailSerializer, description="Too many attempts (per IP or per username).")
+UNAUTHORIZED = OpenApiResponse(ERROR_REF, description="Invalid, expired, used or revoked token.")
+THROTTLED = OpenApiResponse(ERROR_REF, description="Too many attempts (per IP or per username).")
 
 
 # --- tokens ------------------------------------------------------------------------------------------------------

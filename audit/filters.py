@@ -49,7 +49,8 @@ class InstantField(forms.Field):
         raise ValidationError(self.error_messages["invalid"], code="invalid")
 
 
-@extend_schema_field({"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]})
+# Documented as a date-time, one type that clients generate as a datetime; a bare date is still accepted (see above).
+@extend_schema_field({"type": "string", "format": "date-time"})
 class InstantFilter(django_filters.Filter):
     """``at_after`` (inclusive; a date means from the start of that day) or ``at_before`` (inclusive; a date means
     up to the end of that day), both in ``TIME_ZONE`` when no offset is given."""
@@ -81,8 +82,14 @@ class AuditFilter(django_filters.FilterSet):
     object_type = django_filters.CharFilter(max_length=32, help_text="e.g. `job`, `jobtask`, `user`, `equipment`.")
     object_id = IdFilter(field_name="object_id", help_text="The changed object's id (use with `object_type`).")
     job = IdFilter(field_name="job_id", help_text="Entries of this job and of its tasks.")
-    at_after = InstantFilter(bound="after", help_text="From this ISO date-time or date (inclusive).")
-    at_before = InstantFilter(bound="before", help_text="Up to this ISO date-time or date (inclusive).")
+    at_after = InstantFilter(
+        bound="after",
+        help_text="From this ISO 8601 date-time (inclusive), e.g. `2030-01-31T12:00:00Z`; no offset means `TIME_ZONE`.",
+    )
+    at_before = InstantFilter(
+        bound="before",
+        help_text="Up to this ISO 8601 date-time (inclusive), e.g. `2030-01-31T18:00:00+02:00`.",
+    )
 
     class Meta:
         model = AuditEntry

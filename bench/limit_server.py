@@ -11,18 +11,26 @@ read from the JWT payload without verifying it. It serves only what the benchmar
 
 The benchmark asserts (parsed JSON, keys in order) that these bodies equal JobOps' before timing either server,
 so JobOps' figures can be given as a fraction of this one. Run under gunicorn with ``LIMIT_DATABASE_URL`` set.
+
+``contract_app`` is the second mode, the *contract limit*: the same bodies after the per-request work the contract
+demands of any implementation: verify the access JWT (signature with ``LIMIT_JWT_KEY``, expiry, token type), read
+the user's row (401 when it is missing or inactive), and (contract v2) compute the list's ETag with one query (as
+``jobs.etags``: the job page's window, the day view's count / sum of versions / mix): ``If-None-Match`` with the
+current tag -> 304 with no body, else the body with its ``ETag``. No framework, no ORM.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+import jwt
 import psycopg
 
 Environ = dict[str, Any]
@@ -129,16 +137,42 @@ FROM (
 ) d
 """
 
+#: The ETag aggregates of ``jobs.etags`` in plain SQL: count, sum of versions, sum of the (id, version) mix.
+_MIX = "(((({id} * 1000003 + {v}) %% 2147483647) * (({id} * 1000003 + {v}) %% 2147483647)) %% 2147483647)"
+
+#: A page's tag as ``jobs.etags.jobs_page_etag``: the set's size and the page's (id, version) in order.
+JOB_LIST_TAG_SQL = """
+SELECT (SELECT count(*) FROM jobs_job), array_agg(p.id || ':' || p.version)
+FROM (SELECT id, version FROM jobs_job ORDER BY scheduled_date, id LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint) p
+"""
+
+DAY_VIEW_TAG_SQL = f"""
+SELECT count(*), sum(j.version), sum({_MIX.format(id="t.id", v="j.version")}),
+       (SELECT max(updated_at) FROM equipment_equipment)
+FROM jobs_jobtask t
+JOIN jobs_job j ON j.id = t.job_id
+WHERE j.assigned_to_id = %(user_id)s::bigint
+  AND j.status IN ('pending', 'in_progress')
+  AND t.status IN ('pending', 'in_progress')
+  AND (j.scheduled_date <= %(end)s::date OR j.overdue)
+"""
+
+USER_SQL = "SELECT is_active FROM accounts_user WHERE id = %(user_id)s::bigint"
+
 _connection: psycopg.Connection | None = None
 
 
-def _execute(sql: str, params: dict[str, Any]) -> bytes:
+def _row(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
     global _connection
     if _connection is None or _connection.closed:
         _connection = psycopg.connect(os.environ["LIMIT_DATABASE_URL"], autocommit=True)
         # Plan each prepared statement once per worker rather than re-planning it with every request's values.
         _connection.execute("SET plan_cache_mode = force_generic_plan")
-    row = _connection.execute(sql, params, prepare=True).fetchone()
+    return _connection.execute(sql, params, prepare=True).fetchone()
+
+
+def _execute(sql: str, params: dict[str, Any]) -> bytes:
+    row = _row(sql, params)
     return row[0].encode() if row else b"null"
 
 
@@ -202,13 +236,15 @@ def job_list(environ: Environ) -> bytes:
     )
 
 
-def day_view(environ: Environ) -> bytes:
+def _day_view_params(environ: Environ) -> dict[str, Any]:
     params = parse_qs(environ.get("QUERY_STRING", ""))
     days = _int_param(params, "days", 7)
     today = dt.datetime.now(dt.UTC).date()
-    return _execute(
-        DAY_VIEW_SQL, {"user_id": _user_id(environ), "today": today, "end": today + dt.timedelta(days=days)}
-    )
+    return {"user_id": _user_id(environ), "today": today, "end": today + dt.timedelta(days=days)}
+
+
+def day_view(environ: Environ) -> bytes:
+    return _execute(DAY_VIEW_SQL, _day_view_params(environ))
 
 
 ROUTES: dict[str, Callable[[Environ], bytes]] = {
@@ -228,4 +264,71 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         except (ValueError, KeyError, IndexError):
             status, body = "400 Bad Request", b'{"detail":"Bad request."}'
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+# --- the contract limit -----------------------------------------------------------------------------------------------
+
+_JWT_KEY = os.environ.get("LIMIT_JWT_KEY", "")
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def _authenticate(environ: Environ) -> int:
+    """The contract's per-request work: a valid, unexpired access JWT whose user row exists and is active."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized
+    try:
+        claims = jwt.decode(header.removeprefix("Bearer "), _JWT_KEY, algorithms=["HS256"])
+    except jwt.PyJWTError:
+        raise Unauthorized from None
+    if claims.get("token_type") != "access":
+        raise Unauthorized
+    user_id = int(claims["user_id"])
+    row = _row(USER_SQL, {"user_id": user_id})
+    if row is None or not row[0]:
+        raise Unauthorized
+    return user_id
+
+
+def _tag(sql: str, params: dict[str, Any], environ: Environ) -> str:
+    row = _row(sql, params)
+    key = repr((row, environ.get("QUERY_STRING", ""), environ.get("HTTP_HOST", "")))
+    return '"' + hashlib.blake2b(key.encode(), digest_size=16).hexdigest() + '"'
+
+
+def contract_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    path = environ["PATH_INFO"]
+    if path == "/healthz/":
+        return app(environ, start_response)
+    headers = [("Content-Type", "application/json")]
+    try:
+        _authenticate(environ)
+        if path == "/api/jobs/":
+            params = parse_qs(environ.get("QUERY_STRING", ""))
+            size = min(_int_param(params, "page_size", 20), 100)
+            offset = (_int_param(params, "page", 1) - 1) * size
+            tag = _tag(JOB_LIST_TAG_SQL, {"limit": size, "offset": offset}, environ)
+            render = lambda: job_list(environ)  # noqa: E731
+        elif path == "/api/dashboard/technician/":
+            params = _day_view_params(environ)
+            tag = _tag(DAY_VIEW_TAG_SQL, params, environ)
+            render = lambda: _execute(DAY_VIEW_SQL, params)  # noqa: E731
+        else:
+            status, body = "404 Not Found", b'{"detail":"Not found."}'
+            start_response(status, [*headers, ("Content-Length", str(len(body)))])
+            return [body]
+        if tag in environ.get("HTTP_IF_NONE_MATCH", ""):
+            start_response("304 Not Modified", [("ETag", tag)])
+            return []
+        status, body = "200 OK", render()
+        headers.append(("ETag", tag))
+    except Unauthorized:
+        status, body = "401 Unauthorized", b'{"detail":"Invalid token."}'
+    except (ValueError, KeyError, IndexError):
+        status, body = "400 Bad Request", b'{"detail":"Bad request."}'
+    start_response(status, [*headers, ("Content-Length", str(len(body)))])
     return [body]

@@ -11,6 +11,11 @@
    read endpoint and EXPLAINs it.
 4. Drives each endpoint with wrk for a warm-up and then a fixed duration, JobOps then the limit where there is one,
    and reports req/s, p50/p99, non-2xx counts, the ratio to the limit and the peak RSS of each gunicorn worker.
+   Where the limit serves the endpoint, the *contract limit* too (``limit_server:contract_app``: the same bodies
+   after verifying the JWT, reading the user row and computing the ETag), and the ratio to it.
+4b. The polling fleet (job list p20 and the day view): req/s of JobOps' 304 path (every request sends the current
+   ``If-None-Match``) next to its 200 path and to the contract limit answering the same 304, and a fleet mix of
+   90% unchanged polls (304) and 10% changed ones (a stale tag: 200).
 5. Prints a table and writes ``bench/results/`` (JSON, raw wrk output, chart), plus the committed summary
    ``bench/LATEST.md`` and ``bench/latest.png``. The targets are reported, not asserted; the exit status is
    non-zero only when the run itself is invalid (a server did not start, a limit body differs from JobOps').
@@ -418,6 +423,13 @@ def http(
         return error.code, error.read()
 
 
+def etag_of(url: str, *, token: str, host: str) -> str | None:
+    request = urllib.request.Request(url, headers={"Accept": "application/json", "Authorization": f"Bearer {token}",
+                                                   "Host": host})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.headers.get("ETag")
+
+
 def ordered(body: bytes) -> Any:
     """Parsed JSON in which objects keep their key order (lists of pairs), so equality also checks the order."""
     return json.loads(body, object_pairs_hook=lambda pairs: [("<object>", None), *pairs])
@@ -524,7 +536,7 @@ def get_tokens(server: Server, env: dict[str, str], fx: Fixtures) -> None:
 
 # --- endpoints --------------------------------------------------------------------------------------------------------
 
-Line = tuple[str, str, str, str]  # wrk thread ("*" = all), method, path, token
+Line = tuple[str, ...]  # wrk thread ("*" = all), method, path, token[, If-None-Match]
 
 
 @dataclass
@@ -699,6 +711,11 @@ def median_by(items: list[dict[str, Any]], key: Any) -> dict[str, Any]:
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 TARGET_RATIOS = {"jobs_p20": 0.5, "day_view": 0.5, "jobs_p100": 0.4}
+#: Issue 14: every hot read at >= 0.5 of the contract limit; the 304 path >= 0.8 of the contract limit's 304 and
+#: >= 3 x JobOps' own 200 path.
+TARGET_CONTRACT_RATIO = 0.5
+TARGET_304_TO_LIMIT = 0.8
+TARGET_304_TO_200 = 3.0
 P99_OVER_P50 = 4.0
 FEED_TARGET = 0.5
 RSS_LIMIT_MB = 150
@@ -711,12 +728,12 @@ def fmt(value: Any, spec: str = "") -> str:
 def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     rows = [
         ["endpoint", "role", "req/s", "p50 ms", "p99 ms", "p99/p50", "non-2xx", "SQL", "limit req/s", "limit p50/p99",
-         "ratio", "target"]
+         "ratio", "target", "contract limit req/s", "ratio to contract"]
     ]  # fmt: skip
     for r in results:
         ours, limit = r.get("ours"), r.get("limit")
         if ours is None:
-            rows.append([r["name"], r["role"], r["status"], *[""] * 9])
+            rows.append([r["name"], r["role"], r["status"], *[""] * 11])
             continue
         target = TARGET_RATIOS.get(r["name"])
         ratio = r.get("ratio")
@@ -737,6 +754,8 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 f"{limit['p50_ms']:.1f} / {limit['p99_ms']:.1f}" if limit else "-",
                 fmt(ratio, ".3f"),
                 verdict,
+                fmt(r.get("contract") and r["contract"]["rps"], ".1f"),
+                fmt(r.get("ratio_contract"), ".3f"),
             ]
         )
     return rows
@@ -775,6 +794,26 @@ def targets(report: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append("changes_p100: ratio to the limit's page of 100 jobs: not measured")
+    for r in report["endpoints"]:
+        if r.get("ratio_contract") is not None:
+            state = "met" if r["ratio_contract"] >= TARGET_CONTRACT_RATIO else "MISSED"
+            lines.append(
+                f"{r['name']}: ratio to the contract limit {r['ratio_contract']:.3f} "
+                f"(target >= {TARGET_CONTRACT_RATIO}): {state}"
+            )
+    for name, p in report.get("polling", {}).items():
+        if "error" in p:
+            lines.append(f"polling {name}: {p['error']}")
+            continue
+        to_limit, to_200 = p.get("ratio_304_to_contract_304"), p.get("ratio_304_to_200")
+        lines.append(
+            f"polling {name}: 304 path {p['ours_304']['rps']:.0f} req/s = {fmt(to_limit, '.2f')} x the contract "
+            f"limit's 304 (target >= {TARGET_304_TO_LIMIT}: "
+            + ("n/a" if to_limit is None else "met" if to_limit >= TARGET_304_TO_LIMIT else "MISSED")
+            + f") and {fmt(to_200, '.2f')} x JobOps' 200 path (target >= {TARGET_304_TO_200}: "
+            + ("n/a" if to_200 is None else "met" if to_200 >= TARGET_304_TO_200 else "MISSED")
+            + ")"
+        )
     over = [
         f"{r['name']} ({r['ours']['p99_ms']:.0f} / {r['ours']['p50_ms']:.0f} ms)"
         for r in report["endpoints"]
@@ -887,6 +926,21 @@ def ws_fanout_line(w: dict[str, Any]) -> str:
     )
 
 
+def polling_md(report: dict[str, Any]) -> str:
+    rows = ["| endpoint | JobOps 304 req/s | JobOps 200 req/s | contract limit 304 req/s | 304 / contract 304 | "
+            "304 / 200 | fleet 90% 304 + 10% 200 req/s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, p in report.get("polling", {}).items():
+        if "error" in p:
+            rows.append(f"| {name} | {p['error']} | | | | | |")
+            continue
+        rows.append(
+            f"| {name} | {p['ours_304']['rps']:.1f} | {fmt(p.get('ours_200_rps'), '.1f')} | "
+            f"{fmt(p.get('contract_304', {}).get('rps'), '.1f')} | {fmt(p.get('ratio_304_to_contract_304'), '.3f')} | "
+            f"{fmt(p.get('ratio_304_to_200'), '.2f')} | {p['fleet']['rps']:.1f} |"
+        )
+    return "\n".join(rows) if len(rows) > 2 else "not measured"
+
+
 def write_latest_md(report: dict[str, Any], table: str, path: Path) -> None:
     m, s, d = report["machine"], report["settings"], report["data"]
     explain_lines = []
@@ -904,7 +958,7 @@ def write_latest_md(report: dict[str, Any], table: str, path: Path) -> None:
         )
     cpu_lines = []
     for r in report["endpoints"]:
-        for key, label in (("ours", "JobOps"), ("limit", "limit")):
+        for key, label in (("ours", "JobOps"), ("limit", "limit"), ("contract", "contract limit")):
             cpu = (r.get(key) or {}).get("cpu_ms_per_request")
             if cpu and cpu.get("server") is not None:
                 cpu_lines.append(f"| {r['name']} | {label} | {cpu['server']:.2f} | {cpu['postgres']:.2f} |")
@@ -944,6 +998,13 @@ endpoint and server{rounds}. **Data:** {", ".join(f"{v} {k}" for k, v in d["coun
 `ratio` = JobOps req/s / limit req/s, measured in the same run. `non-2xx` counts non-2xx/3xx responses and socket
 errors (must be 0 for a valid figure). `SQL` = statements per request (from the EXPLAIN capture).
 Limit bodies equal to JobOps' (parsed JSON, key order included): {equal}.
+
+`contract limit` = the same limit server after the contract's per-request work (JWT verified, user row read, the
+list's ETag computed: `limit_server:contract_app`); `ratio to contract` = JobOps req/s / contract limit req/s.
+
+## Polling fleet (If-None-Match)
+
+{polling_md(report)}
 
 ## Targets (reported, not asserted)
 
@@ -989,6 +1050,44 @@ def output(report: dict[str, Any], args: argparse.Namespace, run_dir: Path, *, c
         write_latest_md(report, render_markdown_table(rows), BENCH / "LATEST.md")
         if chart:
             shutil.copyfile(run_dir / "chart.png", BENCH / "latest.png")
+
+
+def measure_polling(
+    wrk: str,
+    args: argparse.Namespace,
+    ep: Endpoint,
+    entry: dict[str, Any],
+    jobops: Server,
+    contract: Server,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """JobOps' 304 path (every poll sends the current tag), the contract limit's 304 path, and a fleet of 90% unchanged
+    polls and 10% changed ones (a stale tag gets the 200 and the body)."""
+    _thread, _method, path, token = ep.lines[0][:4]
+    ours_tag = etag_of(jobops.base + path, token=token, host=jobops.host)
+    contract_tag = etag_of(contract.base + path, token=token, host=contract.host)  # wrk sends its own Host
+    if not ours_tag:
+        return {"error": "JobOps sent no ETag"}
+    result: dict[str, Any] = {"path": path, "ours_200_rps": (entry.get("ours") or {}).get("rps")}
+    plans: list[tuple[str, Server, list[Line]]] = [("ours_304", jobops, [("*", "GET", path, token, ours_tag)])]
+    if contract_tag and entry.get("contract_body_equal"):
+        plans.append(("contract_304", contract, [("*", "GET", path, token, contract_tag)]))
+    fleet = [("*", "GET", path, token, ours_tag)] * 9 + [("*", "GET", path, token, '"stale"')]
+    plans.append(("fleet", jobops, fleet))
+    for key, server, lines in plans:
+        if args.warmup > 0:
+            run_wrk(wrk, server, lines, seconds=args.warmup, args=args, raw_path=None)
+        measured = run_wrk(
+            wrk, server, lines, seconds=args.duration, args=args, raw_path=run_dir / f"wrk-poll-{ep.name}-{key}.txt"
+        )
+        result[key] = measured
+        log(f"polling {ep.name} [{key}]: {measured['rps']:.1f} req/s, p50 {measured['p50_ms']:.1f} ms, "
+            f"{measured['bytes_per_response']} bytes/response, non-2xx {measured['non_2xx']}")  # fmt: skip
+    if result.get("contract_304", {}).get("rps"):
+        result["ratio_304_to_contract_304"] = round(result["ours_304"]["rps"] / result["contract_304"]["rps"], 3)
+    if result["ours_200_rps"]:
+        result["ratio_304_to_200"] = round(result["ours_304"]["rps"] / result["ours_200_rps"], 2)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1068,6 +1167,16 @@ def main(argv: list[str] | None = None) -> int:
             "limit", "limit_server:app", cwd=BENCH, env=limit_env, workers=args.workers, log_dir=run_dir, config=None
         )
         servers.append(limit)
+        contract = start_gunicorn(
+            "contract",
+            "limit_server:contract_app",
+            cwd=BENCH,
+            env={**limit_env, "LIMIT_JWT_KEY": SECRET_KEY},
+            workers=args.workers,
+            log_dir=run_dir,
+            config=None,
+        )
+        servers.append(contract)
         report["settings"] = {
             "workers": args.workers,
             "threads": args.threads,
@@ -1124,6 +1233,16 @@ def main(argv: list[str] | None = None) -> int:
                 if difference is not None:
                     log(f"{ep.name}: limit body differs from JobOps': {difference}")
                     exit_code = 2
+                contract_status, contract_body = http(method, contract.base + path, token=token, host=jobops.host)
+                contract_difference = (
+                    f"contract limit answered HTTP {contract_status}"
+                    if contract_status != 200
+                    else first_difference(ordered(body), ordered(contract_body))
+                )
+                entry["contract_body_equal"] = contract_difference is None
+                if contract_difference is not None:
+                    log(f"{ep.name}: contract limit body differs from JobOps': {contract_difference}")
+                    exit_code = 2
             results.append(entry)
             log(
                 f"{ep.name}: {entry['status']}"
@@ -1154,6 +1273,8 @@ def main(argv: list[str] | None = None) -> int:
             targets_to_run = [("ours", jobops)]
             if ep.limit and entry.get("body_equal"):
                 targets_to_run.append(("limit", limit))
+            if ep.limit and entry.get("contract_body_equal"):
+                targets_to_run.append(("contract", contract))
             # The write mix consumes its steps, so it is measured once; reads alternate ours/limit per round.
             rounds = 1 if ep.warmup_lines is not None else max(1, args.rounds)
             entry["rounds"] = []
@@ -1186,6 +1307,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 if this_round.get("limit", {}).get("rps"):
                     this_round["ratio"] = round(this_round["ours"]["rps"] / this_round["limit"]["rps"], 3)
+                if this_round.get("contract", {}).get("rps"):
+                    this_round["ratio_contract"] = round(this_round["ours"]["rps"] / this_round["contract"]["rps"], 3)
                 entry["rounds"].append(this_round)
             # Several rounds: report the median-throughput measurement of each server and the median ratio.
             for key, _server in targets_to_run:
@@ -1193,8 +1316,24 @@ def main(argv: list[str] | None = None) -> int:
             ratios = [r["ratio"] for r in entry["rounds"] if "ratio" in r]
             if ratios:
                 entry["ratio"] = sorted(ratios)[(len(ratios) - 1) // 2]
+            contract_ratios = [r["ratio_contract"] for r in entry["rounds"] if "ratio_contract" in r]
+            if contract_ratios:
+                entry["ratio_contract"] = sorted(contract_ratios)[(len(contract_ratios) - 1) // 2]
         report["endpoints"] = results
-        report["memory"] = {"jobops": jobops.worker_memory(), "limit": limit.worker_memory()}
+
+        # --- the polling fleet: If-None-Match on the job list and the day view ---
+        report["polling"] = {}
+        by_name = {ep.name: (ep, entry) for ep, entry in zip(endpoints, results, strict=True)}
+        for name in ("jobs_p20", "day_view"):
+            if name not in by_name or by_name[name][1]["status"] != "ok":
+                continue
+            ep, entry = by_name[name]
+            report["polling"][name] = measure_polling(wrk, args, ep, entry, jobops, contract, run_dir)
+        report["memory"] = {
+            "jobops": jobops.worker_memory(),
+            "limit": limit.worker_memory(),
+            "contract": contract.worker_memory(),
+        }
         report["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
         if args.ws_clients > 0:
             report["ws_fanout"] = run_ws_fanout(args, env, database_url, run_dir)

@@ -1,7 +1,8 @@
 -- wrk script for the JobOps benchmark.
 --
--- BENCH_REQUESTS names a tab-separated file, one request per line: THREAD METHOD PATH TOKEN
--- (THREAD is a 0-based wrk thread index, or * for every thread). Each thread cycles through its own lines in
+-- BENCH_REQUESTS names a tab-separated file, one request per line: THREAD METHOD PATH TOKEN [IF-NONE-MATCH]
+-- (THREAD is a 0-based wrk thread index, or * for every thread; the optional fifth column is sent as If-None-Match,
+-- for the polling scenario). Each thread cycles through its own lines in
 -- order, so a read endpoint can rotate over many ids and the write mix can hand each thread disjoint jobs (their
 -- start/complete steps interleaved, so the steps of one job are never in flight together).
 -- BENCH_HOST is the Host header (the same one the equality check used). done() prints one JSON line, prefixed
@@ -25,11 +26,14 @@ function init(args)
    local host = os.getenv("BENCH_HOST")
    local file = assert(io.open(os.getenv("BENCH_REQUESTS"), "r"))
    for line in file:lines() do
-      local thread, method, path, token = line:match("^([^\t]+)\t([^\t]+)\t([^\t]+)\t([^\t]*)$")
+      local thread, method, path, token, etag = line:match("^([^\t]+)\t([^\t]+)\t([^\t]+)\t([^\t]*)\t?([^\t]*)$")
       if thread and (thread == "*" or tonumber(thread) == thread_index) then
          local headers = { ["Host"] = host, ["Accept"] = "application/json" }
          if token ~= "" then
             headers["Authorization"] = "Bearer " .. token
+         end
+         if etag and etag ~= "" then
+            headers["If-None-Match"] = etag
          end
          local body = nil
          if method ~= "GET" then

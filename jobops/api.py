@@ -6,22 +6,29 @@ annotations, ordering, related rows), never filter it by user. The role map (``a
 decides who may run each action. Writes validate with a write serializer, call one service, re-fetch the result
 through the scope and render it with the read serializer.
 
+Conditional requests (``jobops.conditional``): ``conditional`` answers a GET with 304 when the client's copy is
+current and tags the 200 otherwise; ``precondition`` runs a write under ``If-Match``. ``etag_actions`` and
+``precondition_actions`` name the actions that do, for the OpenAPI description (``jobops.schema``).
+
 Read shapes that the database renders (``jobops.jsonshape``: jobs and tasks) go through ``rendered_page`` and
 ``rendered_object``: one statement for a page and its count, one for an object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Model, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from jobops.conditional import ETAG, check_if_match, has_preconditions, not_modified_answer
 from jobops.jsonshape import render_one, render_page
 from jobops.permissions import HasActionRole
 
@@ -37,6 +44,10 @@ class ScopedViewSet(viewsets.GenericViewSet):
     read_serializer_class: ClassVar[type[serializers.BaseSerializer]]
     write_serializer_classes: ClassVar[Mapping[str, type[serializers.BaseSerializer]]] = {}
     permission_classes = [IsAuthenticated, HasActionRole]
+    #: Actions answering with a strong ETag and 304 on ``If-None-Match`` (documented by ``jobops.schema``).
+    etag_actions: ClassVar[frozenset[str]] = frozenset()
+    #: Actions that honour ``If-Match`` (412 ``precondition_failed`` when stale).
+    precondition_actions: ClassVar[frozenset[str]] = frozenset()
 
     def get_queryset(self) -> QuerySet[Any]:
         # Looked up on the class so a plain function is not bound as a method. Not overridable in spirit: subclasses
@@ -71,6 +82,41 @@ class ScopedViewSet(viewsets.GenericViewSet):
         fresh = self.get_queryset().get(pk=instance.pk)
         data = self.read_serializer_class(fresh, context=self.get_serializer_context()).data
         return Response(data, status=status_code)
+
+    # --- conditional requests (jobops.conditional) ----------------------------------------------------------------
+
+    def etag_extra(self, *, url: bool = False) -> tuple[Any, ...]:
+        """What besides the data decides a representation: the media type, and for a list its URL (query, page)."""
+        media = getattr(self.request, "accepted_media_type", None)
+        return (media, self.request.build_absolute_uri()) if url else (media,)
+
+    def page_window(self) -> tuple[int, int]:
+        """``(offset, limit)`` of the requested page (400 for a bad ``page``/``page_size``), as ``rendered_page``."""
+        paginator: Any = self.paginator
+        number, size = paginator.requested_page(self.request)
+        return min((number - 1) * size, MAX_OFFSET), size
+
+    def conditional(self, etag: str | None, render: Callable[[], Response]) -> Response | HttpResponse:
+        """304 when ``If-None-Match`` holds ``etag`` (computed before rendering), else ``render()`` tagged."""
+        answer = not_modified_answer(self.request, etag)
+        if answer is not None:
+            return answer
+        response = render()
+        if etag is not None and status.is_success(response.status_code):
+            response[ETAG] = etag
+        return response
+
+    @contextmanager
+    def precondition(self, current: Callable[[], str | None]) -> Iterator[None]:
+        """Run the body of the ``with`` under ``If-Match``: in one transaction, ``current()`` (the object's tag, read
+        under its lock) is compared first, so the write cannot act on a version the client did not see. Without
+        ``If-Match`` nothing changes."""
+        if not has_preconditions(self.request):
+            yield
+            return
+        with transaction.atomic():
+            check_if_match(self.request, current())
+            yield
 
     # --- database-rendered shapes (jobops.jsonshape) -----------------------------------------------------------
 

@@ -8,6 +8,7 @@ import django_filters
 import django_filters.rest_framework
 from django import forms
 from django.core.exceptions import ValidationError
+from django_filters.widgets import BaseCSVWidget
 from drf_spectacular.utils import extend_schema_field
 
 from jobops.fields import ASCII_INTEGER
@@ -62,6 +63,18 @@ class IdFilter(django_filters.NumberFilter):
     """``?field=<id>``: a positive integer; anything else is a 400."""
 
     field_class = IdField
+
+
+class RepeatedOrCSVWidget(BaseCSVWidget, forms.TextInput):
+    """A list parameter sent comma-separated (``?ordering=a,-b``), repeated (``?ordering=a&ordering=-b``, what
+    generated clients send for an array) or both: the same keys in the same order. django-filter's CSV widget
+    reads only the last of repeated values, which would drop keys silently."""
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        values = data.getlist(name) if hasattr(data, "getlist") else []
+        if len(values) > 1:
+            return [part for value in values for part in str(value).split(",")]
+        return super().value_from_datadict(data, files, name)
 
 
 class FilterBackend(django_filters.rest_framework.DjangoFilterBackend):

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.cache import patch_cache_control
 from django.utils.functional import SimpleLazyObject, empty
 
+from . import views
 from .context import request_id_var, source_var, system_actor_var
 
 HEADER = "X-Request-ID"
@@ -124,3 +125,23 @@ class FormBodyMiddleware:
             except Exception:  # noqa: BLE001 - an unreadable form is the client's error whatever Django raised
                 return HttpResponseBadRequest("Malformed form body.", content_type="text/plain")
         return self.get_response(request)
+
+
+class ApiJsonErrorsMiddleware:
+    """An ``/api/`` answer is JSON in every mode. With ``DEBUG`` off, ``handler404``/``handler500``
+    (``jobops.views``) already answer JSON; with it on, Django answers its HTML debug pages instead (an unknown
+    ``/api/`` path under ``make run``, say): those are replaced by the same JSON bodies (the traceback is still
+    logged by ``django.request``)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code in (404, 500)
+            and request.path.startswith("/api/")
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
+            return views.not_found(request) if response.status_code == 404 else views.server_failure(request)
+        return response

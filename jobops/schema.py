@@ -19,19 +19,21 @@ from typing import Any
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_CONFLICT = {"$ref": "#/components/schemas/Conflict"}
+#: The one error body (``jobops.exceptions.error_body``): every 401, 403, 404, 405, 409, 413, 415 and 429 is exactly
+#: ``{"detail", "code"}``. Views that document an error response themselves use this reference too.
+ERROR_REF: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
+_ERROR = ERROR_REF
+_CONFLICT = ERROR_REF  # a 409 is an Error whose `code` names the rule (API.md "Status codes")
 _VALIDATION = {"$ref": "#/components/schemas/ValidationError"}
 
 _ERROR_SCHEMAS = {
     "Error": {
         "type": "object",
-        "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
-        "required": ["detail"],
-    },
-    "Conflict": {
-        "type": "object",
-        "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+        "description": "Every error but a 400: a human-readable `detail` and a stable machine-readable `code`.",
+        "properties": {
+            "detail": {"type": "string", "description": "For people; may change."},
+            "code": {"type": "string", "description": "For programs, e.g. `not_authenticated`, `job_frozen`."},
+        },
         "required": ["detail", "code"],
     },
     "ValidationError": {
@@ -42,6 +44,8 @@ _ERROR_SCHEMAS = {
 }
 
 _METHODS = ("get", "post", "put", "patch", "delete")
+# What drf-spectacular makes of `lookup_value_regex = r"[0-9]+"` (with and without its anchors).
+_DIGITS_PATTERNS = frozenset({"^[0-9]+$", "[0-9]+"})
 
 
 class JobOpsJWTScheme(SimpleJWTScheme):
@@ -65,10 +69,29 @@ class JobOpsAutoSchema(AutoSchema):
                 return read
         return super().get_response_serializers()
 
+    def get_auth(self) -> list[dict[str, Any]]:
+        # drf-spectacular writes `security: [{}]` for an AllowAny view without authentication (the token endpoints):
+        # generators read any `security` entry as "needs a token". No scheme at all means no requirement: say none.
+        auths: list[dict[str, Any]] = super().get_auth()
+        return [] if all(not requirement for requirement in auths) else auths
+
+    def _resolve_path_parameters(self, variables: Any) -> Any:
+        # A `lookup_value_regex` of digits (users, equipment) comes out as a string with a pattern; every other id
+        # is an integer. The URL accepts digits only, so the id is an integer (>= 1) for clients too.
+        parameters = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if schema.get("type") == "string" and schema.get("pattern") in _DIGITS_PATTERNS:
+                parameter["schema"] = {"type": "integer"}
+        return parameters
+
     def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         operation = super().get_operation(*args, **kwargs)
         if operation is None:
             return None
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "query" and parameter.get("name") == "ordering":
+                _document_ordering(parameter)
         filterset = getattr(self.view, "filterset_class", None)
         if filterset is not None:
             # django-filter treats `?status=` like an absent `status` (no filtering); say so, so that clients and
@@ -86,7 +109,106 @@ class JobOpsAutoSchema(AutoSchema):
                     "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
                 },
             )
+        _document_conditional_requests(self, operation)
         return operation
+
+
+def _document_ordering(parameter: dict[str, Any]) -> None:
+    """``?ordering=``: the repeated form (what generated clients send for an array) and the comma-separated form
+    are the same list of keys (``jobs.filters.JobOrderingFilter``); descending keys get names in clients."""
+    parameter["style"] = "form"
+    parameter["explode"] = True
+    items = parameter.get("schema", {}).get("items", {})
+    values = items.get("enum")
+    if values:
+        items["x-enum-varnames"] = [
+            f"{value[1:]}_desc".upper() if value.startswith("-") else value.upper() for value in values
+        ]
+    parameter["description"] = (
+        "Sort keys, in order of precedence; `-` before a key sorts descending; `id` always breaks ties. Send "
+        "them repeated (`?ordering=priority&ordering=-scheduled_date`) or comma-separated "
+        "(`?ordering=priority,-scheduled_date`): both mean the same. An unknown key is a 400."
+    )
+
+
+# --- Offline-safe writes (API.md v2): Idempotency-Key, ETag, If-None-Match, If-Match ------------------------------
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ETAG_HEADER = {"schema": {"type": "string"}, "description": "Strong entity tag of this representation."}
+
+
+def _header_parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"in": "header", "name": name, "required": False, "description": description, "schema": schema}
+
+
+def _document_conditional_requests(auto: AutoSchema, operation: dict[str, Any]) -> None:
+    """Headers and responses of ``jobops.idempotency`` and ``jobops.conditional`` on the operations they apply to:
+    ``Idempotency-Key`` (422, 409) on every unsafe method under ``/api/`` but the token endpoints; ``If-None-Match``
+    (304, and the ``ETag`` of the 200) on every GET (the views' own tags, or ``BodyETagMiddleware``'s); ``If-Match``
+    (412) on the actions a view lists in ``precondition_actions``."""
+    from django.conf import settings
+
+    method, path = auto.method, auto.path
+    parameters = operation.setdefault("parameters", [])
+    responses = operation.setdefault("responses", {})
+    if method in _UNSAFE and not any(path.startswith(p) for p in settings.IDEMPOTENCY_EXEMPT_PATHS):
+        parameters.append(
+            _header_parameter(
+                "Idempotency-Key",
+                "Makes a retry safe: the first request with a key runs; a repeat by the same user within "
+                "IDEMPOTENCY_TTL_HOURS gets the stored status and body again (header `Idempotent-Replayed: true`) "
+                "and runs nothing. 1-255 visible ASCII characters.",
+                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+            )
+        )
+        responses.setdefault(
+            "409",
+            _response(
+                "Business-rule conflict, or `idempotency_key_in_use`: a request with this key is still running.",
+                _CONFLICT,
+            ),
+        )
+        responses["422"] = _response(
+            "`idempotency_key_reused`: this Idempotency-Key was used for another method, path or body.", _CONFLICT
+        )
+        for status, response in responses.items():
+            if str(status).startswith("2"):
+                response.setdefault("headers", {})["Idempotent-Replayed"] = {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": "Present on a replay of a stored response.",
+                }
+    if method == "GET":
+        parameters.append(
+            _header_parameter(
+                "If-None-Match",
+                "ETags the client holds: when one is current the answer is 304 with no body (empty: no condition).",
+                {"type": "string"},
+            )
+        )
+        if "200" in responses:
+            responses["200"].setdefault("headers", {})["ETag"] = _ETAG_HEADER
+        responses["304"] = {
+            "description": "Not modified: the client's copy (If-None-Match) is current.",
+            "headers": {"ETag": _ETAG_HEADER},
+        }
+    action = getattr(auto.view, "action", None)
+    if method in _UNSAFE and action in getattr(auto.view, "precondition_actions", ()):
+        parameters.append(
+            _header_parameter(
+                "If-Match",
+                "The ETag the client last read (of the job, or of the task for task writes): the write runs only "
+                "if it is still current (or `*`). Without it (or empty) the write runs as usual.",
+                {"type": "string"},
+            )
+        )
+        responses["412"] = {
+            **_response(
+                "`precondition_failed`: the object changed since the ETag in If-Match; read it again.", _CONFLICT
+            ),
+            "headers": {"ETag": {**_ETAG_HEADER, "description": "The current ETag."}},
+        }
+        for status, response in responses.items():
+            if str(status).startswith("2") and status != "204":
+                response.setdefault("headers", {})["ETag"] = {**_ETAG_HEADER, "description": "The new ETag."}
 
 
 def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +235,10 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
             if "requestBody" in operation:
                 responses.setdefault("413", _response("Request body larger than the server accepts.", _ERROR))
                 responses.setdefault("415", _response("The body is not `application/json`.", _ERROR))
+            for code, response in responses.items():
+                # An error a view documents with a description only (a 410, say) still has the one Error body.
+                if str(code).startswith("4") and str(code) != "400" and "content" not in response:
+                    response["content"] = {"application/json": {"schema": _ERROR}}
             for parameter in operation.get("parameters", []):
                 # Object ids are positive: documenting it keeps generated clients and fuzzers from sending 0 or -1.
                 schema = parameter.get("schema", {})

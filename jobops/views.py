@@ -1,11 +1,26 @@
-"""JSON error pages: API clients get JSON for unknown URLs and server errors, never an HTML page."""
+"""The landing page, and JSON error pages: API clients get JSON for unknown URLs and server errors, never HTML."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.views.decorators.http import require_safe
 from django.views.defaults import page_not_found
+
+
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    """``/``: what runs here and where to go (the admin's "View site" lands here)."""
+    return render(request, "jobops/home.html")
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for ``/favicon.ico`` on pages that name no icon (the admin's): the static SVG."""
+    return redirect(static("jobops/favicon.svg"))
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None, **kwargs: Any) -> HttpResponse:

@@ -4,9 +4,11 @@ messages (``jobops.admin.ServiceErrorsAsMessages``: the whole admin request roll
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
@@ -15,8 +17,18 @@ from accounts.authentication import request_user
 from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPermissions, error_message
 from jobops.exceptions import ApplicationError
 
-from . import services
+from . import rules, services
 from .models import Job, JobTask
+
+#: The reason a completed or cancelled job is shown read-only (the services would refuse the save with a 409).
+FROZEN_REASON = (
+    "This job is {status}, so it and its tasks are read-only (a completed or cancelled job is frozen). "
+    "An admin can reopen it with POST /api/jobs/{pk}/reopen/; then it can be edited again."
+)
+
+
+def _frozen(obj: Any) -> TypeGuard[Job]:
+    return isinstance(obj, Job) and rules.is_frozen(obj)
 
 
 class JobTaskInline(admin.TabularInline):
@@ -26,12 +38,29 @@ class JobTaskInline(admin.TabularInline):
     fields = ("order", "title", "description", "status", "required_equipment", "started_at", "completed_at")
     # Tasks move only through the reorder endpoint (it keeps started tasks first); new ones are appended.
     readonly_fields = ("order", "status", "started_at", "completed_at")
+    # Compact cells, so the table fits a 1366 px screen: Django's defaults are a 40x10 textarea and a tall list.
+    formfield_overrides = {
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 22})},
+        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 28})},
+        models.ManyToManyField: {"widget": forms.SelectMultiple(attrs={"size": 3, "style": "max-width: 15em"})},
+    }
+
+    # A frozen job's tasks cannot be added, changed or deleted: show them as text, not as a form that fails.
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _frozen(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _frozen(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _frozen(obj) and super().has_delete_permission(request, obj)
 
 
 class JobAdminForm(ModelForm):
     class Meta:
         model = Job
         fields = ("title", "description", "client_name", "priority", "scheduled_date", "assigned_to")
+        widgets = {"description": forms.Textarea(attrs={"rows": 4, "cols": 60})}
 
 
 @admin.register(Job)
@@ -48,6 +77,31 @@ class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [*JobAdminForm.Meta.fields, *self.readonly_fields]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A completed or cancelled job is frozen (jobs.rules): Django shows it read-only instead of a form whose
+        # save the services refuse (and whose typing would be lost); the reason is a message on the page.
+        return not _frozen(obj) and super().has_change_permission(request, obj)
+
+    # The jobs pages need the width (the task table, the list's columns): no app sidebar on them.
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        return super().changelist_view(request, {"is_nav_sidebar_enabled": False, **(extra_context or {})})
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        if object_id is not None and request.method == "GET":
+            job = self.get_object(request, object_id)
+            if _frozen(job):
+                self.message_user(
+                    request, FROZEN_REASON.format(status=job.get_status_display().lower(), pk=job.pk), messages.INFO
+                )
+        context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changeform_view(request, object_id, form_url, context)
 
     def _data(self, form: ModelForm) -> dict[str, Any]:
         return {key: form.cleaned_data[key] for key in JobAdminForm.Meta.fields if key in form.cleaned_data}

@@ -26,6 +26,7 @@ from jobops.jsonshape import render_groups
 from jobops.roles import ADMIN, TECHNICIAN
 
 from . import rules, selectors
+from .etags import tasks_etag
 from .models import Job, JobTask
 from .serializers import JobTaskReadSerializer
 
@@ -122,6 +123,7 @@ class TechnicianDashboardViewSet(ScopedViewSet):
 
     selector = selectors.task_scope
     allowed_roles = {"list": frozenset({ADMIN, TECHNICIAN})}
+    etag_actions = frozenset({"list"})
     pagination_class = None
     filter_backends: list[Any] = []
 
@@ -136,7 +138,7 @@ class TechnicianDashboardViewSet(ScopedViewSet):
         parameters=[DashboardQuerySerializer],
         responses={200: DashboardDaySerializer(many=True)},
     )
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request) -> Any:
         # A plain dict, not the QueryDict: DRF reads an empty value in a QueryDict as "not sent" and would apply the
         # default, where the contract wants ``?days=`` to be a 400 like any other bad value.
         params = DashboardQuerySerializer(data=request.query_params.dict())
@@ -154,4 +156,5 @@ class TechnicianDashboardViewSet(ScopedViewSet):
         tasks = dashboard_tasks(
             self.get_queryset(), technician_id=technician_id, days=params.validated_data["days"], today=today
         )
-        return Response(dashboard_days(tasks, today=today))
+        etag = tasks_etag(tasks, extra=(today, *self.etag_extra(url=True)))
+        return self.conditional(etag, lambda: Response(dashboard_days(tasks, today=today)))

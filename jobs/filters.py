@@ -8,7 +8,7 @@ from typing import Any
 import django_filters
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from jobops.filters import IdFilter, StrictBooleanFilter
+from jobops.filters import IdFilter, RepeatedOrCSVWidget, StrictBooleanFilter
 
 from . import rules
 from .models import Job, JobTask
@@ -22,7 +22,7 @@ PRIORITY_RANK = Case(
 
 class JobOrderingFilter(django_filters.OrderingFilter):
     """Ordering by ``scheduled_date``, ``priority`` (by rank: low < medium < high < urgent), ``created_at`` or
-    ``status``; ``-`` for descending; several comma-separated. ``id`` always breaks ties."""
+    ``status``; ``-`` for descending; several comma-separated or repeated (the same). ``id`` always breaks ties."""
 
     def filter(self, qs: QuerySet[Any], value: Any) -> QuerySet[Any]:
         if not value:
@@ -48,7 +48,8 @@ class JobFilter(django_filters.FilterSet):
             ("priority_rank", "priority"),
             ("created_at", "created_at"),
             ("status", "status"),
-        )
+        ),
+        widget=RepeatedOrCSVWidget,
     )
 
     class Meta:

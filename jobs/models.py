@@ -34,6 +34,10 @@ class Job(TimestampedModel):
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_jobs")
     completed_at = models.DateTimeField(null=True, blank=True)
+    #: The row version behind the job's ETag: moved by ``jobs.services.touch_jobs`` (only), inside the locked
+    #: transaction of every write to the job or to any of its tasks. A database default too, for rows written in
+    #: bulk outside the ORM (bench/datagen.py COPY).
+    version = models.PositiveBigIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         ordering = ["scheduled_date", "id"]

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
@@ -135,6 +136,24 @@ def _refresh_overdue(job: Job, today: datetime.date) -> bool:
     return became
 
 
+def touch_jobs(jobs: QuerySet[Job], **fields: Any) -> int:
+    """Move the row version (``Job.version``, behind every ETag of a job, its tasks and the lists holding them) of
+    ``jobs``, setting ``fields`` in the same UPDATE; returns the number of rows. The one place a version moves: every
+    write to a job or to any of its tasks calls it (``_changed``) inside the transaction that holds the job's lock."""
+    return jobs.update(version=F("version") + 1, **fields)
+
+
+def _changed(job: Job, *, tasks: Iterable[int] = (), also: Iterable[int | None] = ()) -> None:
+    """A write to ``job`` (and to its tasks ``tasks``) is done, inside the transaction that holds the job's lock: the
+    job's row version moves (its ETag, its tasks' and those of the lists holding them) and the change feed records
+    the job and those tasks for everyone who can see them now, or could before (``also``: a previous assignee).
+    Every service that changes a job or its tasks ends here; creation and deletion only record (a new row starts at
+    version 1, a deleted one has none)."""
+    touch_jobs(Job.objects.filter(pk=job.pk))
+    job.version += 1
+    feed.record(feed.touch(job, tasks=tasks, also=also))
+
+
 def _save(instance: Any, fields: Iterable[str]) -> None:
     instance.full_clean(validate_unique=False, validate_constraints=False)
     instance.save(update_fields=[*fields, "updated_at"])
@@ -151,12 +170,10 @@ def _task_repr(task: JobTask) -> str:
     return f"{task.order}. {task.title}"
 
 
-def _audit_task(actor: Any, job: Job, action: str, task: JobTask, changes: Mapping[str, Any]) -> None:
-    """Audit a change to one task of ``job`` and record it in the change feed (the task and its job)."""
+def _audit_task(actor: Any, action: str, task: JobTask, changes: Mapping[str, Any]) -> None:
     audit_record(
         actor=actor, action=action, obj=task, object_repr=_task_repr(task), job_id=task.job_id, changes=changes
     )
-    feed.record(feed.touch(job, tasks=[task.pk]))
 
 
 def _start_job_if_pending(actor: Any, job: Job) -> None:
@@ -238,17 +255,15 @@ def job_update(*, actor: User, job_id: int, data: Mapping[str, Any], today: date
     if assignment:
         audit_record(actor=actor, action="job.assigned", obj=job, job_id=job.pk, changes=assignment)
         # The tasks change hands with the job: the new assignee gets them, the previous one loses sight of them.
-        feed.record(
-            feed.touch(
-                job,
-                tasks=job.tasks.values_list("pk", flat=True),
-                also=[previous_assignee.pk if previous_assignee else None],
-            )
+        _changed(
+            job,
+            tasks=job.tasks.values_list("pk", flat=True),
+            also=[previous_assignee.pk if previous_assignee else None],
         )
         if job.assigned_to_id is not None or previous_assignee is not None:
             notifications.notify_job_assigned(job=job, previous_assignee=previous_assignee)
     else:
-        feed.record(feed.touch(job))
+        _changed(job)
     if became_overdue:
         notifications.notify_job_overdue(job=job)
     return job
@@ -287,7 +302,7 @@ def _transition(
     changes = audit_diff(before, audit_snapshot(job, ("status", "overdue", "completed_at")))
     _save(job, changes.keys())
     audit_record(actor=actor, action=action, obj=job, job_id=job.pk, changes=changes)
-    feed.record(feed.touch(job))
+    _changed(job)
     if became_overdue:
         notifications.notify_job_overdue(job=job)
     return changes
@@ -374,10 +389,10 @@ def task_add(*, actor: User, job_id: int, data: Mapping[str, Any]) -> JobTask:
     task.save(force_insert=True)
     if equipment:
         task.required_equipment.set(equipment)
+    _changed(job, tasks=[task.pk])
     snapshot = _task_snapshot(task, [e.pk for e in equipment])
     _audit_task(
         actor,
-        job,
         "task.created",
         task,
         {key: [None, value] for key, value in snapshot.items() if value not in (None, "", [])},
@@ -412,7 +427,8 @@ def task_update(*, actor: User, task_id: int, data: Mapping[str, Any]) -> JobTas
         _save(task, scalar)
     if new_equipment is not None and "required_equipment" in changes:
         task.required_equipment.set(new_equipment)
-    _audit_task(actor, job, "task.updated", task, changes)
+    _changed(job, tasks=[task.pk])
+    _audit_task(actor, "task.updated", task, changes)
     return task
 
 
@@ -424,8 +440,9 @@ def task_delete(*, actor: User, task_id: int) -> None:
     _ensure_may_edit(actor, job)
     _ensure_not_frozen(job)
     snapshot = _task_snapshot(task, sorted(task.required_equipment.values_list("pk", flat=True)))
-    _audit_task(actor, job, "task.deleted", task, {key: [value, None] for key, value in snapshot.items()})
+    _audit_task(actor, "task.deleted", task, {key: [value, None] for key, value in snapshot.items()})
     task.delete()
+    _changed(job, tasks=[task_id])
 
 
 def _ensure_predecessors_completed(job: Job, task: JobTask) -> None:
@@ -452,7 +469,8 @@ def task_start(*, actor: User, task_id: int, now: datetime.datetime | None = Non
     task.status = TaskStatus.IN_PROGRESS
     task.started_at = now
     _save(task, ["status", "started_at"])
-    _audit_task(actor, job, "task.started", task, audit_diff(before, _task_snapshot(task)))
+    _changed(job, tasks=[task.pk])
+    _audit_task(actor, "task.started", task, audit_diff(before, _task_snapshot(task)))
     _start_job_if_pending(actor, job)
     return task
 
@@ -477,7 +495,8 @@ def task_complete(*, actor: User, task_id: int, now: datetime.datetime | None = 
     task.started_at = task.started_at or now
     task.completed_at = now
     _save(task, ["status", "started_at", "completed_at"])
-    _audit_task(actor, job, "task.completed", task, audit_diff(before, _task_snapshot(task)))
+    _changed(job, tasks=[task.pk])
+    _audit_task(actor, "task.completed", task, audit_diff(before, _task_snapshot(task)))
     _start_job_if_pending(actor, job)
     return task
 
@@ -498,7 +517,8 @@ def task_reopen(*, actor: User, task_id: int) -> JobTask:
     task.status = TaskStatus.IN_PROGRESS
     task.completed_at = None
     _save(task, ["status", "completed_at"])
-    _audit_task(actor, job, "task.reopened", task, audit_diff(before, _task_snapshot(task)))
+    _changed(job, tasks=[task.pk])
+    _audit_task(actor, "task.reopened", task, audit_diff(before, _task_snapshot(task)))
     return task
 
 
@@ -537,6 +557,7 @@ def tasks_reorder(*, actor: User, job_id: int, task_ids: list[int]) -> list[JobT
     for pk, position in moves.items():
         by_id[pk].order = position
     JobTask.objects.bulk_update([by_id[pk] for pk in moves], ["order"])
+    _changed(job, tasks=moves)
     audit_record_many(
         [
             audit_build(
@@ -551,5 +572,4 @@ def tasks_reorder(*, actor: User, job_id: int, task_ids: list[int]) -> list[JobT
             for pk, position in moves.items()
         ]
     )
-    feed.record(feed.touch(job, tasks=moves))
     return [by_id[pk] for pk in task_ids]

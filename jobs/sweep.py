@@ -30,6 +30,7 @@ from notifications.services import JobFacts, OverdueJob, Person, notify_jobs_ove
 
 from . import feed, rules
 from .models import Job
+from .services import touch_jobs
 
 SYSTEM_ACTOR = "flag_overdue_jobs"
 DEFAULT_BATCH_SIZE = 1000
@@ -105,7 +106,7 @@ def _flag_batch(today: datetime.date, *, skip_locked: bool, batch_size: int) -> 
         if not rows:
             return 0, 0
         now = timezone.now()
-        Job.objects.filter(pk__in=[row["id"] for row in rows]).update(overdue=True, updated_at=now)
+        touch_jobs(Job.objects.filter(pk__in=[row["id"] for row in rows]), overdue=True, updated_at=now)
         audit_record_many(
             [
                 audit_build(
@@ -154,7 +155,7 @@ def _clear_batch(today: datetime.date, *, skip_locked: bool, batch_size: int) ->
         if not rows:
             return 0, 0
         now = timezone.now()
-        Job.objects.filter(pk__in=[row["id"] for row in rows]).update(overdue=False, updated_at=now)
+        touch_jobs(Job.objects.filter(pk__in=[row["id"] for row in rows]), overdue=False, updated_at=now)
         audit_record_many(
             [
                 audit_build(

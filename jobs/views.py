@@ -17,7 +17,7 @@ from audit.serializers import AuditEntryReadSerializer
 from jobops.api import ScopedViewSet
 from jobops.roles import ADMIN, ALL_ROLES, SALES_AGENT, TECHNICIAN
 
-from . import selectors, services
+from . import etags, selectors, services
 from .filters import JobFilter, TaskFilter
 from .models import Job
 from .serializers import (
@@ -74,24 +74,49 @@ class JobViewSet(
         "history": ALL_ROLES,
     }
 
+    etag_actions = frozenset({"list", "retrieve", "tasks"})
+    precondition_actions = frozenset(
+        {"update", "partial_update", "destroy", "cancel", "complete", "reopen", "add_task", "reorder_tasks"}
+    )
+
     def get_serializer_class(self) -> Any:
         if self.action == "list":
             return JobReadSerializer
         return self.write_serializer_classes.get(self.action, JobDetailSerializer)
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.rendered_page(self.filter_queryset(self.get_queryset()), JobReadSerializer)
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        jobs = self.filter_queryset(self.get_queryset())
+        offset, limit = self.page_window()
+        return self.conditional(
+            etags.jobs_page_etag(jobs, offset=offset, limit=limit, extra=self.etag_extra(url=True)),
+            lambda: self.rendered_page(jobs, JobReadSerializer),
+        )
 
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.rendered_object(JobDetailSerializer)
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        return self.conditional(self.job_etag(), lambda: self.rendered_object(JobDetailSerializer))
 
-    def render_job(self, job: Job, *, status_code: int = status.HTTP_200_OK) -> Response:
-        """The job after a write, re-read through the caller's scope and rendered as the detail."""
-        return self.rendered_object(JobDetailSerializer, pk=job.pk, status_code=status_code)
+    def job_etag(self, job_id: Any = None, *, lock: bool = False) -> str | None:
+        """The ETag of the job ``job_id`` (default: the URL's) in the caller's scope: its detail's and its task
+        list's. ``lock``: under the job's lock (for ``If-Match``)."""
+        job_id = self.kwargs[self.lookup_url_kwarg or self.lookup_field] if job_id is None else job_id
+        return etags.job_etag(self.get_queryset(), job_id, extra=self.etag_extra(), lock=lock)
 
-    def render_tasks(self, job_id: Any = None) -> Response:
+    def job_precondition(self, job: Job) -> Any:
+        """``If-Match`` against the job's ETag, read under its lock, around the write in the ``with`` block."""
+        return self.precondition(lambda: self.job_etag(job.pk, lock=True))
+
+    def render_job(self, job: Job, *, status_code: int = status.HTTP_200_OK) -> Any:
+        """The job after a write, re-read through the caller's scope and rendered as the detail, with its ETag."""
+        return self.conditional(
+            self.job_etag(job.pk),
+            lambda: self.rendered_object(JobDetailSerializer, pk=job.pk, status_code=status_code),
+        )
+
+    def render_tasks(self, job_id: Any = None) -> Any:
         """The ordered tasks of the job ``job_id`` (default: the URL's) in the caller's scope; 404 outside it."""
-        return self.rendered_object(JobTaskReadSerializer, relation="tasks", pk=job_id)
+        return self.conditional(
+            self.job_etag(job_id), lambda: self.rendered_object(JobTaskReadSerializer, relation="tasks", pk=job_id)
+        )
 
     @extend_schema(responses={201: JobDetailSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -104,7 +129,8 @@ class JobViewSet(
         partial = kwargs.pop("partial", False)
         job = self.get_object()
         data = self.validate_input(JobWriteSerializer, partial=partial)
-        job = services.job_update(actor=request_user(request), job_id=job.pk, data=data)
+        with self.job_precondition(job):
+            job = services.job_update(actor=request_user(request), job_id=job.pk, data=data)
         return self.render_job(job)
 
     @extend_schema(responses={200: JobDetailSerializer})
@@ -113,7 +139,8 @@ class JobViewSet(
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         job = self.get_object()
-        services.job_delete(actor=request_user(request), job_id=job.pk)
+        with self.job_precondition(job):
+            services.job_delete(actor=request_user(request), job_id=job.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -122,7 +149,9 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
-        return self.render_job(services.job_cancel(actor=request_user(request), job_id=job.pk))
+        with self.job_precondition(job):
+            job = services.job_cancel(actor=request_user(request), job_id=job.pk)
+        return self.render_job(job)
 
     @extend_schema(
         summary="Complete a job whose tasks are all completed (admin, assigned technician)",
@@ -133,7 +162,9 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
-        return self.render_job(services.job_complete(actor=request_user(request), job_id=job.pk))
+        with self.job_precondition(job):
+            job = services.job_complete(actor=request_user(request), job_id=job.pk)
+        return self.render_job(job)
 
     @extend_schema(
         summary="Reopen a completed or cancelled job (admin)",
@@ -144,7 +175,9 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def reopen(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
-        return self.render_job(services.job_reopen(actor=request_user(request), job_id=job.pk))
+        with self.job_precondition(job):
+            job = services.job_reopen(actor=request_user(request), job_id=job.pk)
+        return self.render_job(job)
 
     @extend_schema(
         summary="The job's tasks, in order (not paginated)",
@@ -164,14 +197,18 @@ class JobViewSet(
         filters=False,
     )
     @tasks.mapping.post
-    def add_task(self, request: Request, pk: Any = None) -> Response:
+    def add_task(self, request: Request, pk: Any = None) -> Any:
         job = self.get_object()
         data = self.validate_input(JobTaskCreateSerializer)
-        task = services.task_add(actor=request_user(request), job_id=job.pk, data=data)
-        # The new task, re-read through the task scope (the one scope of jobs, applied to tasks).
+        with self.job_precondition(job):
+            task = services.task_add(actor=request_user(request), job_id=job.pk, data=data)
+        # The new task, re-read through the task scope (the one scope of jobs, applied to tasks), with its ETag.
         tasks = selectors.task_scope(user=request.user)
-        return self.rendered_object(
-            JobTaskReadSerializer, queryset=tasks, pk=task.pk, status_code=status.HTTP_201_CREATED
+        return self.conditional(
+            etags.task_etag(tasks, task.pk, extra=self.etag_extra()),
+            lambda: self.rendered_object(
+                JobTaskReadSerializer, queryset=tasks, pk=task.pk, status_code=status.HTTP_201_CREATED
+            ),
         )
 
     @extend_schema(
@@ -185,7 +222,8 @@ class JobViewSet(
     def reorder_tasks(self, request: Request, pk: Any = None) -> Response:
         job = self.get_object()
         data = self.validate_input(JobTaskReorderSerializer)
-        services.tasks_reorder(actor=request_user(request), job_id=job.pk, task_ids=data["order"])
+        with self.job_precondition(job):
+            services.tasks_reorder(actor=request_user(request), job_id=job.pk, task_ids=data["order"])
         return self.render_tasks(job.pk)
 
     @extend_schema(
@@ -231,44 +269,71 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         "complete": WORKERS,
         "reopen": WORKERS,
     }
+    etag_actions = frozenset({"list", "retrieve"})
+    precondition_actions = frozenset({"update", "partial_update", "destroy", "start", "complete", "reopen"})
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.rendered_page(self.filter_queryset(self.get_queryset()), JobTaskReadSerializer)
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        tasks = self.filter_queryset(self.get_queryset())
+        offset, limit = self.page_window()
+        return self.conditional(
+            etags.tasks_page_etag(tasks, offset=offset, limit=limit, extra=self.etag_extra(url=True)),
+            lambda: self.rendered_page(tasks, JobTaskReadSerializer),
+        )
 
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.rendered_object(JobTaskReadSerializer)
+    def task_etag(self, task_id: Any = None, *, lock: bool = False) -> str | None:
+        task_id = self.kwargs[self.lookup_url_kwarg or self.lookup_field] if task_id is None else task_id
+        return etags.task_etag(self.get_queryset(), task_id, extra=self.etag_extra(), lock=lock)
 
-    def render(self, instance: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
-        return self.rendered_object(JobTaskReadSerializer, pk=instance.pk, status_code=status_code)
+    def task_precondition(self, task: Any) -> Any:
+        """``If-Match`` against the task's ETag, read under its job's lock, around the write in the ``with``."""
+        return self.precondition(lambda: self.task_etag(task.pk, lock=True))
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        return self.conditional(self.task_etag(), lambda: self.rendered_object(JobTaskReadSerializer))
+
+    def render(self, instance: Any, *, status_code: int = status.HTTP_200_OK) -> Any:
+        return self.conditional(
+            self.task_etag(instance.pk),
+            lambda: self.rendered_object(JobTaskReadSerializer, pk=instance.pk, status_code=status_code),
+        )
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         partial = kwargs.pop("partial", False)
         task = self.get_object()
         data = self.validate_input(JobTaskUpdateSerializer, partial=partial)
-        return self.render(services.task_update(actor=request_user(request), task_id=task.pk, data=data))
+        with self.task_precondition(task):
+            task = services.task_update(actor=request_user(request), task_id=task.pk, data=data)
+        return self.render(task)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.update(request, *args, partial=True, **kwargs)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         task = self.get_object()
-        services.task_delete(actor=request_user(request), task_id=task.pk)
+        with self.task_precondition(task):
+            services.task_delete(actor=request_user(request), task_id=task.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(summary="Start the task (admin, assigned technician)", request=None, tags=["tasks"])
     @action(detail=True, methods=["post"], filterset_class=None)
     def start(self, request: Request, pk: Any = None) -> Response:
         task = self.get_object()
-        return self.render(services.task_start(actor=request_user(request), task_id=task.pk))
+        with self.task_precondition(task):
+            task = services.task_start(actor=request_user(request), task_id=task.pk)
+        return self.render(task)
 
     @extend_schema(summary="Complete the task (admin, assigned technician)", request=None, tags=["tasks"])
     @action(detail=True, methods=["post"], filterset_class=None)
     def complete(self, request: Request, pk: Any = None) -> Response:
         task = self.get_object()
-        return self.render(services.task_complete(actor=request_user(request), task_id=task.pk))
+        with self.task_precondition(task):
+            task = services.task_complete(actor=request_user(request), task_id=task.pk)
+        return self.render(task)
 
     @extend_schema(summary="Reopen the last completed task (admin, assigned technician)", request=None, tags=["tasks"])
     @action(detail=True, methods=["post"], filterset_class=None)
     def reopen(self, request: Request, pk: Any = None) -> Response:
         task = self.get_object()
-        return self.render(services.task_reopen(actor=request_user(request), task_id=task.pk))
+        with self.task_precondition(task):
+            task = services.task_reopen(actor=request_user(request), task_id=task.pk)
+        return self.render(task)

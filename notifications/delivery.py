@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import secrets
 import smtplib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,12 +28,14 @@ from django.utils import timezone
 from audit.services import audit_record
 from jobops.exceptions import ApplicationError
 
-from .models import Notification
-from .services import enqueue_deliveries
+from . import push, sms, webhooks
+from .models import Notification, WebhookEndpoint
+from .services import enqueue_deliveries, notify_webhook_disabled
 
 logger = logging.getLogger(__name__)
 
 Status = Notification.Status
+Channel = Notification.Channel
 
 #: Upper bound of Celery's exponential backoff (``retry_backoff_max`` on the delivery task).
 RETRY_BACKOFF_MAX_SECONDS = 600
@@ -55,6 +58,9 @@ class Outcome(StrEnum):
 class DeliveryResult:
     outcome: Outcome
     error: BaseException | None = None
+    #: Webhooks: seconds until the next attempt is due (the task re-publishes with a countdown when it is short,
+    #: the requeue sweep picks up the long ones when ``next_attempt_at`` comes).
+    retry_in: float | None = None
 
 
 #: Errors worth another attempt: the SMTP server down, slow or answering 4xx. A refused recipient is permanent.
@@ -86,6 +92,16 @@ def notification_render(notification: Notification) -> EmailMultiAlternatives:
     return message
 
 
+def _send(notification: Notification) -> None:
+    """Send one message on its channel (webhooks have their own path, ``_deliver_webhook``)."""
+    if notification.channel == Channel.PUSH:
+        push.push_send(notification)
+    elif notification.channel == Channel.SMS:
+        sms.sms_send(notification)
+    else:
+        notification_render(notification).send(fail_silently=False)
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
@@ -101,13 +117,20 @@ def notification_deliver(*, notification_id: int, now: datetime.datetime | None 
     send the same row; a worker killed mid-send rolls back and its attempt does not count.
     """
     with transaction.atomic():
-        notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
+        notification = (
+            Notification.objects.select_for_update(of=("self",))
+            .select_related("endpoint")
+            .filter(pk=notification_id)
+            .first()
+        )
         if notification is None or notification.status != Status.PENDING:
             return DeliveryResult(Outcome.SKIPPED)
+        if notification.channel == Channel.WEBHOOK:
+            return _deliver_webhook(notification, now or timezone.now())
         notification.attempts += 1
         error: BaseException | None = None
         try:
-            notification_render(notification).send(fail_silently=False)
+            _send(notification)
         except Exception as exc:  # classified below; never lost
             error = exc
         now = now or timezone.now()
@@ -140,6 +163,74 @@ def notification_deliver(*, notification_id: int, now: datetime.datetime | None 
         return DeliveryResult(Outcome.FAILED, error)
 
 
+#: A webhook retry due within this many seconds is re-published with a countdown; later ones wait for the sweep.
+WEBHOOK_COUNTDOWN_MAX_SECONDS = 600
+_random = secrets.SystemRandom()
+
+
+def webhook_retry_delay(attempts: int) -> float | None:
+    """Seconds until the next attempt after ``attempts`` failed ones (``WEBHOOK_RETRY_SCHEDULE``, +-25 % jitter so
+    a burst of failures does not come back at once), or ``None`` when the schedule (about 3 days) is used up."""
+    schedule = list(settings.WEBHOOK_RETRY_SCHEDULE)
+    if attempts > len(schedule):
+        return None
+    return float(schedule[attempts - 1]) * _random.uniform(0.75, 1.25)
+
+
+def _endpoint_failed(endpoint: WebhookEndpoint, now: datetime.datetime) -> None:
+    """Count a failed attempt against the endpoint: the first failure of a run starts ``failing_since``; failing for
+    ``WEBHOOK_DISABLE_AFTER_DAYS`` straight disables it (exactly one caller wins) and emails the admins."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+    cutoff = now - datetime.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_DAYS)
+    days = settings.WEBHOOK_DISABLE_AFTER_DAYS
+    reason = f"Disabled automatically on {now.date().isoformat()}: every delivery failed for {days} days."
+    disabled = WebhookEndpoint.objects.filter(pk=endpoint.pk, is_active=True, failing_since__lte=cutoff).update(
+        is_active=False, disabled_reason=reason[:200]
+    )
+    if disabled:
+        logger.error("webhook endpoint disabled after failing for days", extra={"endpoint_id": endpoint.pk})
+        notify_webhook_disabled(endpoint_id=endpoint.pk, url=endpoint.url, reason=reason)
+
+
+def _deliver_webhook(notification: Notification, now: datetime.datetime) -> DeliveryResult:
+    """One attempt of a webhook row (locked by the caller): 2xx delivers it; anything else is retried on
+    ``WEBHOOK_RETRY_SCHEDULE`` and then ``failed``. Pending rows of a disabled endpoint fail at once (a manual
+    retry re-queues them); a ping is sent even to a disabled one."""
+    endpoint = notification.endpoint
+    assert endpoint is not None  # noqa: S101 - webhook rows always have one (CASCADE)
+    fields = ["status", "attempts", "last_error", "last_status_code", "next_attempt_at", "sent_at"]
+    if not endpoint.is_active and notification.event_type != webhooks.PING:
+        notification.status = Status.FAILED
+        notification.last_error = "endpoint disabled"
+        notification.next_attempt_at = None
+        notification.save(update_fields=fields)
+        return DeliveryResult(Outcome.FAILED)
+    notification.attempts += 1
+    attempt = webhooks.webhook_attempt(notification, now=timezone.now())
+    notification.last_status_code = attempt.status_code
+    notification.last_error = attempt.error
+    if attempt.ok:
+        notification.status = Status.SENT
+        notification.sent_at = now
+        notification.next_attempt_at = None
+        notification.save(update_fields=fields)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+        return DeliveryResult(Outcome.SENT)
+    _endpoint_failed(endpoint, now)
+    delay = webhook_retry_delay(notification.attempts)
+    if delay is None:
+        notification.status = Status.FAILED
+        notification.next_attempt_at = None
+        notification.save(update_fields=fields)
+        logger.warning("webhook delivery failed for good", extra={"notification_id": notification.pk})
+        return DeliveryResult(Outcome.FAILED)
+    # A short wait is a countdown on the broker; keep the sweep away until it is past. A long one is the sweep's.
+    extra = _grace() if delay <= WEBHOOK_COUNTDOWN_MAX_SECONDS else datetime.timedelta(0)
+    notification.next_attempt_at = now + datetime.timedelta(seconds=delay) + extra
+    notification.save(update_fields=fields)
+    return DeliveryResult(Outcome.RETRY, retry_in=delay)
+
+
 def notifications_requeue_unsent(*, now: datetime.datetime | None = None, limit: int = 500) -> list[int]:
     """Re-enqueue outbox rows still pending after the grace period (the broker was down at commit, or a message
     was lost); returns their ids.
@@ -169,10 +260,14 @@ def notifications_requeue_unsent(*, now: datetime.datetime | None = None, limit:
 @transaction.atomic
 def notification_retry(*, actor: Any, notification_id: int, now: datetime.datetime | None = None) -> Notification:
     """Put a failed notification back in the outbox (admin): status ``pending``, attempts reset, error cleared,
-    enqueued on commit. Anything but a failed row is a 409 (``not_failed``). Audited as ``notification.retried``."""
+    enqueued on commit. Anything but a failed row (or a pending webhook row, which is then tried at once) is a 409
+    (``not_failed``). Audited as ``notification.retried``."""
     now = now or timezone.now()
     notification = Notification.objects.select_for_update().get(pk=notification_id)
-    if notification.status != Status.FAILED:
+    requeueable = notification.status == Status.FAILED or (
+        notification.channel == Channel.WEBHOOK and notification.status == Status.PENDING
+    )
+    if not requeueable:
         raise NotificationNotFailed(
             f"Notification {notification.pk} is {notification.status}; only a failed notification can be retried."
         )

@@ -11,6 +11,9 @@ from .models import Notification
 
 class NotificationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Notification.Status.choices)
+    channel = django_filters.ChoiceFilter(
+        choices=[c for c in Notification.Channel.choices if c[0] != Notification.Channel.WEBHOOK]
+    )
     kind = django_filters.ChoiceFilter(choices=Notification.Kind.choices)
     job = IdFilter(field_name="job_id")
 

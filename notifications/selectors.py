@@ -1,4 +1,5 @@
-"""Reads of the email outbox, scoped by role: admins see every row, everyone else nothing."""
+"""Reads of the outbox (messages to users; webhook deliveries) and of the webhook endpoints, scoped by role: admins
+see every row, everyone else nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.db.models import QuerySet
 
 from jobops.roles import is_admin
 
-from .models import Notification
+from .models import Notification, PushSubscription, WebhookEndpoint
 
 
 def notification_list_for(*, user: Any) -> QuerySet[Notification]:
@@ -20,4 +21,25 @@ def notification_list_for(*, user: Any) -> QuerySet[Notification]:
     """
     if not is_admin(user):
         return Notification.objects.none()
-    return Notification.objects.order_by("-created_at", "-id")
+    return Notification.objects.exclude(channel=Notification.Channel.WEBHOOK).order_by("-created_at", "-id")
+
+
+def webhook_endpoint_list_for(*, user: Any) -> QuerySet[WebhookEndpoint]:
+    """Webhook endpoints, oldest first, for admins; nothing for anyone else."""
+    if not is_admin(user):
+        return WebhookEndpoint.objects.none()
+    return WebhookEndpoint.objects.order_by("id")
+
+
+def webhook_delivery_list_for(*, user: Any) -> QuerySet[Notification]:
+    """Webhook deliveries (outbox rows of the webhook channel), newest first, for admins; nothing for anyone else."""
+    if not is_admin(user):
+        return Notification.objects.none()
+    return Notification.objects.filter(channel=Notification.Channel.WEBHOOK).order_by("-created_at", "-id")
+
+
+def push_subscription_list_for(*, user: Any) -> QuerySet[PushSubscription]:
+    """The caller's own push subscriptions (every role subscribes for itself; nobody sees another's)."""
+    if not getattr(user, "is_authenticated", False):
+        return PushSubscription.objects.none()
+    return PushSubscription.objects.filter(user_id=user.pk).order_by("id")

@@ -1,4 +1,5 @@
-"""The email outbox, write side: every ``Notification`` row is created here, and handed to the broker from here.
+"""The outbox, write side: every ``Notification`` row (email, push, SMS, webhook) is created here (``_store``), and
+handed to the broker from here.
 
 A change that asks for an email calls one of the ``notify_*`` functions *inside its own transaction*: the outbox row
 commits with the change or not at all. ``transaction.on_commit`` then hands the row id to the broker (fast path);
@@ -10,9 +11,13 @@ The callers pass plain data or duck-typed objects (``Person``, ``JobFacts``, ``O
 this app imports neither the jobs app that asks for emails nor the task adapters that deliver them (tasks are
 published by name, see ``jobops.tasking``).
 
-Recipients without an email address get **no row** (there is nobody to send to, and a ``failed`` row could never
-succeed on retry); the skip is logged. ``dedupe_key`` makes "one reminder per technician per day" and "one overdue
-email per recipient per overdue episode" database facts (unique constraint).
+Each message to a user is fanned out (``_fan_out``) to the channels the user chose for its kind
+(``notifications.preferences``): email, Web Push (when VAPID is configured and the user has a subscription), SMS
+(when Twilio is configured and the user has a phone); one row per channel, all in the same transaction. Recipients
+without an email address get **no email row** (there is nobody to send to, and a ``failed`` row could never succeed
+on retry); the skip is logged. Webhook rows are written by ``notifications.webhooks`` through ``_store`` too.
+``dedupe_key`` makes "one reminder per technician per day" and "one overdue email per recipient per overdue episode"
+database facts (unique constraint).
 """
 
 from __future__ import annotations
@@ -27,13 +32,17 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
+from jobops.roles import ADMIN
 from jobops.tasking import send_task_by_name
 
-from .models import Notification
+from . import preferences, push, sms
+from .models import Notification, PushSubscription
 
 logger = logging.getLogger(__name__)
 
 Kind = Notification.Kind
+Channel = Notification.Channel
 Status = Notification.Status
 
 #: Rows created per INSERT statement.
@@ -107,9 +116,6 @@ def _row(
 ) -> Notification | None:
     if to is None:
         return None
-    if not to.email:
-        logger.info("notification skipped: recipient has no email address", extra={"kind": kind, "user": to.user_id})
-        return None
     return Notification(
         kind=kind,
         recipient=to.email,
@@ -121,6 +127,53 @@ def _row(
     )
 
 
+def _channel_copy(row: Notification, channel: str, recipient: str) -> Notification:
+    return Notification(
+        channel=channel,
+        kind=row.kind,
+        recipient=recipient,
+        recipient_user_id=row.recipient_user_id,
+        job_id=row.job_id,
+        subject=row.subject,
+        context=row.context,
+        dedupe_key=f"{channel}:{row.dedupe_key}" if row.dedupe_key else None,
+    )
+
+
+def _fan_out(rows: list[Notification]) -> list[Notification]:
+    """Each message to a user, on the channels the user chose for its kind (``preferences``): the email row if
+    email is chosen and the user has an address, a push row if push is chosen, configured and the user has a
+    subscription, an SMS row if SMS is chosen, configured and the user has a phone. Three queries per call."""
+    users = sorted({row.recipient_user_id for row in rows if row.channel == Channel.EMAIL and row.recipient_user_id})
+    chosen = preferences.channels_for(users) if users else {}
+    pushable: set[int] = set()
+    phones: dict[int, str] = {}
+    if users and push.enabled():
+        pushable = set(PushSubscription.objects.filter(user_id__in=users).values_list("user_id", flat=True))
+    if users and sms.enabled():
+        phones = dict(User.objects.filter(pk__in=users).exclude(phone="").values_list("pk", "phone"))
+    out: list[Notification] = []
+    for row in rows:
+        user_id = row.recipient_user_id
+        if row.channel != Channel.EMAIL or user_id is None:
+            if row.channel != Channel.EMAIL or row.recipient:
+                out.append(row)
+            continue
+        kinds = chosen[user_id]
+        if row.kind in kinds[Channel.EMAIL]:
+            if row.recipient:
+                out.append(row)
+            else:
+                logger.info(
+                    "notification skipped: recipient has no email address", extra={"kind": row.kind, "user": user_id}
+                )
+        if row.kind in kinds[Channel.PUSH] and user_id in pushable:
+            out.append(_channel_copy(row, Channel.PUSH, f"user:{user_id}"))
+        if row.kind in kinds[Channel.SMS] and user_id in phones:
+            out.append(_channel_copy(row, Channel.SMS, phones[user_id]))
+    return out
+
+
 def _store(rows: Iterable[Notification | None]) -> list[int]:
     """Insert outbox rows in the caller's transaction and enqueue them on commit; returns the new ids.
 
@@ -129,7 +182,7 @@ def _store(rows: Iterable[Notification | None]) -> list[int]:
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("notifications must be queued inside the transaction of the change that asks for them")
-    pending = [row for row in rows if row is not None]
+    pending = _fan_out([row for row in rows if row is not None])
     if not pending:
         return []
     keys = [row.dedupe_key for row in pending if row.dedupe_key]
@@ -358,3 +411,20 @@ def notify_daily_reminders(*, reminders: Iterable[DailyReminder], today: datetim
         if reminder.jobs
     ]
     return _store(rows)
+
+
+def notify_webhook_disabled(*, endpoint_id: int, url: str, reason: str) -> list[int]:
+    """Queue ``webhook_disabled`` to every active admin in the caller's transaction (the endpoint was disabled after
+    failing for days); once per endpoint and day."""
+    admins = User.objects.filter(role=ADMIN, is_active=True).order_by("pk")
+    day = timezone.localdate().isoformat()
+    return _store(
+        _row(
+            kind=Kind.WEBHOOK_DISABLED,
+            to=Person.of(admin),
+            subject=f"Webhook endpoint #{endpoint_id} disabled",
+            context={"endpoint_id": endpoint_id, "url": url, "reason": reason},
+            dedupe_key=f"webhook_disabled:{endpoint_id}:{day}:{admin.pk}",
+        )
+        for admin in admins
+    )

@@ -1,4 +1,5 @@
-"""Email outbox tasks: deliver one row by id (retry with backoff here), re-enqueue stale rows, daily reminders.
+"""Outbox tasks (every channel): deliver one row by id (retry with backoff here), re-enqueue stale rows, daily
+reminders.
 
 Every task takes ids or dates, never model instances, and calls one service. Delivery is idempotent (the service
 locks the row and skips anything not pending), so acks_late redelivery after a worker crash sends nothing twice.
@@ -7,6 +8,7 @@ locks the row and skips anything not pending), so acks_late redelivery after a w
 from __future__ import annotations
 
 import datetime
+import logging
 import smtplib
 
 from celery import Task, shared_task
@@ -17,11 +19,14 @@ from jobops.context import audit_context
 from jobs.reminders import jobs_send_daily_reminders
 from notifications.delivery import (
     RETRY_BACKOFF_MAX_SECONDS,
+    WEBHOOK_COUNTDOWN_MAX_SECONDS,
     Outcome,
     notification_deliver,
     notifications_requeue_unsent,
 )
 from notifications.services import enqueue_deliveries
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -42,6 +47,16 @@ def deliver_notification(self: Task[[int], str], notification_id: int) -> str:
     error so that Celery retries it with backoff."""
     with audit_context(source="task", system="notifications.deliver"):
         result = notification_deliver(notification_id=notification_id)
+    if result.outcome == Outcome.RETRY and result.retry_in is not None:
+        # A webhook's own schedule (minutes to hours, with jitter): a short wait is a countdown on the broker, a
+        # long one is left to the requeue sweep (the row's next_attempt_at). A failed publish is the sweep's too.
+        # Eager mode (the embedded default) ignores countdowns: there the sweep alone retries.
+        if result.retry_in <= WEBHOOK_COUNTDOWN_MAX_SECONDS and not self.app.conf.task_always_eager:
+            try:
+                self.apply_async(args=(notification_id,), countdown=result.retry_in)
+            except Exception:
+                logger.exception("could not schedule a webhook retry; the sweep will", extra={"id": notification_id})
+        return str(result.outcome)
     if result.outcome == Outcome.RETRY and result.error is not None:
         raise result.error
     return str(result.outcome)

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "jobops.middleware.RequestIDMiddleware",
     "jobops.middleware.NoStoreMiddleware",
+    "jobops.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -73,6 +74,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # GET answers under /api/ that no view tagged get an ETag hashed from their body (jobops.conditional).
+    "jobops.conditional.BodyETagMiddleware",
+    # Last: the transaction it opens for a write with an Idempotency-Key covers the view and nothing else.
+    "jobops.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "jobops.urls"
@@ -277,6 +282,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "accounts.models.User.Role",
         "EquipmentTypeEnum": "equipment.models.Equipment.Type",
         "AuditSourceEnum": "audit.models.AuditEntry.Source",
+        "NotificationKindPreferenceEnum": "notifications.preferences.KINDS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -288,13 +294,18 @@ SPECTACULAR_SETTINGS = {
 # --- CORS (API only) --------------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
-CORS_EXPOSE_HEADERS = ["X-Request-ID"]
+# Offline-safe writes (API.md v2): browsers must be allowed to send the conditional and idempotency headers, and
+# to read the tags and the replay marker.
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "ETag", "Idempotent-Replayed"]
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",
     "content-type",
     "user-agent",
     "x-request-id",
+    "idempotency-key",
+    "if-match",
+    "if-none-match",
 )
 
 # --- Security (production values switched on by env; see .env.example) ------------------------------------------
@@ -335,7 +346,8 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or ""
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
 if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "memory://"
+    # With a host named, kombu does not warn "No hostname was supplied" when something opens the (unused) broker.
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -359,7 +371,12 @@ CELERY_TASK_TIME_LIMIT = 300  # well below RabbitMQ's 30 min consumer_timeout
 # Publishing while the broker is down fails fast (the outbox sweep retries later) instead of hanging a request.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed"]
+CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed", "tasks.webhooks", "tasks.idempotency"]
+
+# Offline-safe writes (jobops.idempotency): how long a stored response answers a retried Idempotency-Key, and the
+# paths where the header is ignored (the token endpoints: a token pair must never be handed out twice).
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
+IDEMPOTENCY_EXEMPT_PATHS = ("/api/auth/token/",)
 
 OVERDUE_SWEEP_HOUR = env.int("OVERDUE_SWEEP_HOUR", default=0)
 OVERDUE_SWEEP_MINUTE = env.int("OVERDUE_SWEEP_MINUTE", default=5)
@@ -368,6 +385,29 @@ DAILY_REMINDER_HOUR = env.int("DAILY_REMINDER_HOUR", default=7)
 CHANGE_FEED_RETENTION_DAYS = env.int("CHANGE_FEED_RETENTION_DAYS", default=30)
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=6)
 NOTIFICATION_GRACE_SECONDS = env.int("NOTIFICATION_GRACE_SECONDS", default=120)
+# Outbound webhooks (notifications.webhooks): hosts exempt from the SSRF address check (e.g. an internal receiver),
+# the retry delays in seconds after each failed attempt (about 3 days in all, +-25 % jitter each), the days of
+# straight failures after which an endpoint is disabled, and how often the relay turns feed rows into deliveries.
+# Users' phone numbers are stored in E.164; with a region (e.g. "GB") a national number is read as one of it.
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="")
+# Web Push (pywebpush): the VAPID key pair's private half (base64url raw key or PEM) and the "sub" claim
+# (mailto: or https: URL). Unset: no push messages are queued.
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="")
+# SMS through Twilio's REST API when all three are set (TWILIO_API_BASE_URL: another API origin, for a stand-in).
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM = env.str("TWILIO_FROM", default="")
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_RETRY_SCHEDULE = [
+    int(x)
+    for x in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["5", "60", "300", "1800", "7200", "18000", "36000"] + ["43200"] * 5
+    )
+]
+WEBHOOK_DISABLE_AFTER_DAYS = env.int("WEBHOOK_DISABLE_AFTER_DAYS", default=5)
+WEBHOOK_RELAY_SECONDS = env.float("WEBHOOK_RELAY_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE = {
     # https://crontab.guru/#5_0_*_*_* : daily, shortly after midnight in TIME_ZONE
     "flag-overdue-jobs": {
@@ -387,11 +427,23 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 3600},
     },
+    # https://crontab.guru/#17_*_*_*_* : hourly, forget Idempotency-Keys older than IDEMPOTENCY_TTL_HOURS
+    "purge-idempotency-keys": {
+        "task": "jobops.purge_idempotency_keys",
+        "schedule": crontab(minute=17),
+        "options": {"expires": 3000},
+    },
     # https://crontab.guru/#*_*_*_*_* : every minute, re-enqueue outbox rows the broker never got
     "requeue-unsent-notifications": {
         "task": "notifications.requeue_unsent",
         "schedule": crontab(),
         "options": {"expires": 55},
+    },
+    # every WEBHOOK_RELAY_SECONDS: turn new change-feed rows into webhook deliveries (jobs.webhooks)
+    "relay-webhooks": {
+        "task": "jobs.relay_webhooks",
+        "schedule": WEBHOOK_RELAY_SECONDS,
+        "options": {"expires": max(1.0, WEBHOOK_RELAY_SECONDS)},
     },
 }
 
@@ -410,11 +462,19 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "filters": ["request_id"],
             "formatter": env.str("LOG_FORMAT", default="json"),
-        }
+        },
+        "null": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # One line per request: jobops.middleware.RequestIDMiddleware's (with the request id, the user and the
+        # duration). runserver's own access line would repeat it, and Django's default "django" console handler
+        # (DEBUG on) would print every warning a second time, unformatted; no ADMINS, so no mail_admins either.
+        "django": {"handlers": [], "propagate": True},
+        # A 4xx is already that line (with its status); 5xx errors still log here, with their traceback.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"handlers": ["null"], "propagate": False},
     },
 }
 

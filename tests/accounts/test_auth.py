@@ -175,7 +175,14 @@ def test_me_patch_ignores_role_and_is_active(technician):
     client = client_for(technician)
     response = client.patch(
         ME,
-        {"first_name": "Ada", "phone": "+44 1", "role": "admin", "is_active": False, "is_staff": True, "id": 999},
+        {
+            "first_name": "Ada",
+            "phone": "+44 20 7946 0958",
+            "role": "admin",
+            "is_active": False,
+            "is_staff": True,
+            "id": 999,
+        },
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -183,7 +190,7 @@ def test_me_patch_ignores_role_and_is_active(technician):
     assert response.json()["first_name"] == "Ada"
     technician.refresh_from_db()
     assert (technician.role, technician.is_active, technician.is_staff) == ("technician", True, False)
-    assert (technician.first_name, technician.phone) == ("Ada", "+44 1")
+    assert (technician.first_name, technician.phone) == ("Ada", "+442079460958")
     entries = list(AuditEntry.objects.filter(object_type="user", object_id=technician.pk))
     assert [e.action for e in entries] == ["user.updated"]
     assert set(entries[0].changes) == {"first_name", "phone"}
@@ -296,3 +303,16 @@ def test_password_change_shares_the_username_bucket(technician, rates):
     )
     assert post(TOKEN, {"username": "tech1", "password": DEFAULT_PASSWORD}).status_code == 429
     assert User.objects.get(pk=technician.pk).check_password(DEFAULT_PASSWORD)
+
+
+@pytest.mark.parametrize("phone", ["+44 1", "12345", "+1 555 0100", "not a number", "+999 123456"])
+def test_me_phone_must_be_a_valid_international_number(api_client, technician, phone):
+    response = api_client(technician).patch("/api/auth/me/", {"phone": phone}, format="json")
+    assert response.status_code == 400 and "phone" in response.json()
+
+
+def test_me_phone_is_stored_in_e164_and_blank_clears_it(api_client, technician):
+    client = api_client(technician)
+    response = client.patch("/api/auth/me/", {"phone": "+1 (415) 555-2671"}, format="json")
+    assert response.status_code == 200 and response.json()["phone"] == "+14155552671"
+    assert client.patch("/api/auth/me/", {"phone": ""}, format="json").json()["phone"] == ""

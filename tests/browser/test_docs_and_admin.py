@@ -135,6 +135,8 @@ def test_swagger_ui_lists_every_tag_authorizes_and_executes_get_jobs(live_server
 
 def test_redoc_renders_from_local_files(live_server, browser_page):
     page, requested = browser_page
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     page.goto(f"{live_server.url}/api/redoc/")
     page.wait_for_selector("h1:has-text('JobOps API')")
     page.wait_for_selector("[data-section-id^='tag/jobs']", state="attached")
@@ -143,6 +145,10 @@ def test_redoc_renders_from_local_files(live_server, browser_page):
         assert f"tag/{tag}" in menu, (tag, menu)
     page.screenshot(path=str(ARTIFACTS / "redoc.png"))
     assert_all_local(requested)
+    # ReDoc's footer logo comes from this server (jobops/redoc.html), not from its CDN: no blocked request.
+    assert not [request.url for request in requested if request.failure == "csp"]
+    assert page.locator("img[alt='redocly logo']").get_attribute("src").endswith("/jobops/favicon.svg")
+    assert not [line for line in console if line.startswith("error")], console
 
 
 def test_admin_logs_in_and_shows_a_job_with_its_ordered_tasks(live_server, admin_user_with_job, browser_page):
@@ -178,3 +184,30 @@ def test_admin_refuses_a_wrong_password(live_server, admin_user_with_job, browse
     page.wait_for_selector(".errornote")
     assert "/admin/login/" in page.url
     assert_all_local(requested)
+
+
+def test_admin_job_pages_fit_a_1366_px_screen(live_server, admin_user_with_job, browser_page):
+    admin, job = admin_user_with_job
+    JobFactory.create_batch(3, created_by=admin, assigned_to=UserFactory(role=User.Role.TECHNICIAN))
+    page, _requested = browser_page
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", admin.username)
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools")
+    width = "() => document.documentElement.scrollWidth"
+
+    page.goto(f"{live_server.url}/admin/jobs/job/")
+    assert page.evaluate(width) <= 1366
+    # The table scrolls inside its box when it is too wide: every column (the last is "Assigned to") fits it.
+    fits = "() => (box => box.scrollWidth <= box.clientWidth)(document.querySelector('#changelist .results'))"
+    assert page.locator("th.column-assigned_to").is_visible()
+    assert page.evaluate(fits)
+
+    page.goto(f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
+    page.wait_for_selector("#tasks-group")
+    assert page.evaluate(width) <= 1366
+    delete = page.locator("#tasks-group th").last.bounding_box()
+    assert delete is not None and delete["x"] + delete["width"] <= 1366, delete
+    page.screenshot(path=str(ARTIFACTS / "admin-job-1366.png"), full_page=True)

@@ -91,26 +91,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The suite's one rule for services (README "Tests"): a test uses PostgreSQL, RabbitMQ or Redis only when the
+# environment names it (DATABASE_URL, CELERY_BROKER_URL, REDIS_URL, as CI's .ci/run does); otherwise it skips
+# (fails under JOBOPS_REQUIRE_SERVICES=1). No local server is used, or has databases created on it, by surprise.
+
+
 def broker_url() -> str:
-    """The real broker to test against: CI's CELERY_BROKER_URL (the test settings replace it with memory://)."""
+    """The RabbitMQ of CELERY_BROKER_URL (the test settings replace it with memory:// for the app), or ``""``."""
     url = os.environ.get("CELERY_BROKER_URL", "")
-    return url if url.startswith("amqp") else "amqp://guest:guest@127.0.0.1:5672//"
+    return url if url.startswith("amqp") else ""
 
 
 def redis_url() -> str:
+    """The Redis of REDIS_URL, or ``""``."""
     url = os.environ.get("REDIS_URL", "")
-    return url if url.startswith("redis") else "redis://127.0.0.1:6379/15"
+    return url if url.startswith("redis") else ""
 
 
 def postgres_server_url() -> str:
-    """A PostgreSQL URL (database part ignored by callers): CI's DATABASE_URL, else the local loopback server."""
+    """The PostgreSQL server of DATABASE_URL (callers replace the database part), or ``""``."""
     url = os.environ.get("DATABASE_URL", "")
-    return url if url.startswith(("postgres://", "postgresql://")) else "postgres://postgres@127.0.0.1:5432/postgres"
+    return url if url.startswith(("postgres://", "postgresql://")) else ""
 
 
 def broker_available(url: str) -> bool:
     from kombu import Connection
 
+    if not url:
+        return False
     try:
         with Connection(url, connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=0, timeout=3)
@@ -122,6 +130,8 @@ def broker_available(url: str) -> bool:
 def redis_available(url: str) -> bool:
     import redis
 
+    if not url:
+        return False
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
     except Exception:

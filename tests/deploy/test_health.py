@@ -130,8 +130,8 @@ def test_readyz_and_healthz_only_answer_get(client):
 @pytest.mark.django_db
 def test_readyz_with_the_real_broker_and_redis(client):
     amqp, redis = broker_url(), redis_url()
-    require_service("RabbitMQ", broker_available(amqp), "a broker at CELERY_BROKER_URL or 127.0.0.1:5672")
-    require_service("Redis", redis_available(redis), "Redis at REDIS_URL or 127.0.0.1:6379")
+    require_service("RabbitMQ", broker_available(amqp), "set CELERY_BROKER_URL to a RabbitMQ (amqp://)")
+    require_service("Redis", redis_available(redis), "set REDIS_URL to a Redis")
     with (
         override_settings(REDIS_URL=redis, CACHES=redis_cache(redis), CHANNEL_LAYERS=redis_layer(redis)),
         real_broker(amqp),
@@ -146,7 +146,7 @@ def test_readyz_with_the_real_broker_and_redis(client):
 def test_readyz_broker_check_logs_in(client):
     # A TCP probe would pass here: the port is open, but the broker refuses these credentials.
     amqp = broker_url()
-    require_service("RabbitMQ", broker_available(amqp), "a broker at CELERY_BROKER_URL or 127.0.0.1:5672")
+    require_service("RabbitMQ", broker_available(amqp), "set CELERY_BROKER_URL to a RabbitMQ (amqp://)")
     host_part = amqp.split("@", 1)[-1]
     with embedded(), real_broker(f"amqp://nobody:wrong-password@{host_part}"):
         response = client.get("/readyz/")

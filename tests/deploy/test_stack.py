@@ -55,6 +55,8 @@ def _database_url(server_url: str, name: str) -> str:
 
 
 def _postgres_available(url: str) -> bool:
+    if not url:
+        return False
     try:
         with psycopg.connect(_database_url(url, "postgres"), connect_timeout=3):
             return True
@@ -65,9 +67,9 @@ def _postgres_available(url: str) -> bool:
 @pytest.fixture(scope="module")
 def services() -> dict[str, str]:
     urls = {"postgres": postgres_server_url(), "broker": broker_url(), "redis": redis_url()}
-    require_service("PostgreSQL", _postgres_available(urls["postgres"]), "DATABASE_URL or 127.0.0.1:5432")
-    require_service("RabbitMQ", broker_available(urls["broker"]), "CELERY_BROKER_URL or 127.0.0.1:5672")
-    require_service("Redis", redis_available(urls["redis"]), "REDIS_URL or 127.0.0.1:6379")
+    require_service("PostgreSQL", _postgres_available(urls["postgres"]), "set DATABASE_URL to a PostgreSQL server")
+    require_service("RabbitMQ", broker_available(urls["broker"]), "set CELERY_BROKER_URL to a RabbitMQ (amqp://)")
+    require_service("Redis", redis_available(urls["redis"]), "set REDIS_URL to a Redis")
     return urls
 
 

@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 ARTIFACTS = ROOT / "test-artifacts"
 
-# Where to create the throwaway database: the server of DATABASE_URL when that is PostgreSQL, else the local one.
-DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+# Where to create the throwaway database: the server of JOBOPS_FUZZ_PG_URL or DATABASE_URL when that is
+# PostgreSQL; without one the fuzz run skips (fails under JOBOPS_REQUIRE_SERVICES=1), like every test that needs
+# a service (README "Tests"): no local server is used by surprise.
 
 # Environment the server must not inherit from the test run (it gets its own database, cache prefix, broker).
 _DROP_ENV = (
@@ -47,15 +48,17 @@ _DROP_ENV = (
 
 
 def maintenance_url() -> str:
-    """A URL of the ``postgres`` maintenance database on the server the suite uses."""
+    """A URL of the ``postgres`` maintenance database on the server the environment names, or ``""``."""
     url = os.environ.get("JOBOPS_FUZZ_PG_URL") or os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
-        return DEFAULT_PG_URL
+        return ""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
 
 
 def postgres_available() -> bool:
+    if not maintenance_url():
+        return False
     try:
         with psycopg.connect(maintenance_url(), connect_timeout=3):
             return True

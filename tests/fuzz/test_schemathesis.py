@@ -64,7 +64,11 @@ def _json_report(directory: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def fuzz_server():
-    require_service("PostgreSQL", harness.postgres_available(), f"no PostgreSQL at {harness.maintenance_url()}")
+    require_service(
+        "PostgreSQL",
+        harness.postgres_available(),
+        f"no PostgreSQL at {harness.maintenance_url()}" if harness.maintenance_url() else "set DATABASE_URL",
+    )
     shutil.rmtree(REPORTS, ignore_errors=True)
     REPORTS.mkdir(parents=True)
     print(f"schemathesis reports: {REPORTS}")

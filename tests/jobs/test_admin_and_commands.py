@@ -68,11 +68,34 @@ def test_admin_edit_of_frozen_job_is_refused(admin_client, sales_agent):
         **_inline("tasks", []),
     }
     response = client.post(f"/admin/jobs/job/{job.pk}/change/", data, follow=True)
-    assert response.status_code == 200
-    assert b"Not saved" in response.content
+    assert response.status_code == 403
     job.refresh_from_db()
     assert job.title == "Frozen"
     assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.parametrize("status", ["completed", "cancelled"])
+def test_admin_shows_a_frozen_job_read_only_with_the_reason(admin_client, sales_agent, status):
+    client, _user = admin_client
+    done = status == "completed"
+    now = datetime.datetime.now(datetime.UTC)
+    job = JobFactory(created_by=sales_agent, status=status, title="Frozen", completed_at=now if done else None)
+    JobTaskFactory(
+        job=job,
+        order=1,
+        title="done already",
+        status="completed" if done else "pending",
+        started_at=now if done else None,
+        completed_at=now if done else None,
+    )
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+    assert f"This job is {status}, so it and its tasks are read-only" in page
+    assert f"/api/jobs/{job.pk}/reopen/" in page
+    assert 'name="_save"' not in page and 'name="title"' not in page and 'name="tasks-0-title"' not in page
+    assert "done already" in page
+    open_job = JobFactory(created_by=sales_agent, title="Open")
+    page = client.get(f"/admin/jobs/job/{open_job.pk}/change/").content.decode()
+    assert 'name="_save"' in page and "read-only" not in page
 
 
 def test_admin_changelist_and_change_page_render(admin_client, sales_agent):

@@ -218,7 +218,7 @@ def test_technician_id_must_name_an_existing_technician(frozen, admin_user, sale
     for pk in (sales_agent.pk, admin_user.pk, 987654):
         response = get(admin_user, f"?technician={pk}")
         assert response.status_code == 404
-        assert response.json() == {"detail": f"No technician with id {pk}."}
+        assert response.json() == {"detail": f"No technician with id {pk}.", "code": "not_found"}
 
 
 @pytest.mark.parametrize("days", [1, 7, 90])

@@ -75,3 +75,28 @@ def test_retry_action_is_not_offered_to_a_flagged_non_admin():
     client.post(URL, {"action": "retry_failed", "_selected_action": [failed.pk]})
     assert Notification.objects.get(pk=failed.pk).status == Status.FAILED
     assert not AuditEntry.objects.exists()
+
+
+def test_webhook_endpoints_and_their_deliveries_in_the_admin(admin_user, technician):
+    from notifications import webhooks
+
+    endpoint = webhooks.webhook_create(
+        actor=admin_user, data={"url": "https://hooks.example.com/x", "events": ["*"], "description": "CRM"}
+    )
+    delivery_row = make(
+        Status.FAILED, channel="webhook", endpoint=endpoint, event_id="evt_1", event_type="job.upserted", payload="{}"
+    )
+    other = make(Status.SENT)
+    client = client_for(admin_user)
+    page = client.get("/admin/notifications/webhookendpoint/")
+    assert page.status_code == 200 and b"hooks.example.com" in page.content and b"delivery log" in page.content
+    detail = client.get(f"/admin/notifications/webhookendpoint/{endpoint.pk}/change/")
+    assert detail.status_code == 200 and endpoint.secret.encode() not in detail.content
+    assert client.get("/admin/notifications/webhookendpoint/add/").status_code == 403
+    log = client.get(URL, {"endpoint__id__exact": endpoint.pk})
+    assert log.status_code == 200
+    assert f"{URL}{delivery_row.pk}/change/".encode() in log.content
+    assert f"{URL}{other.pk}/change/".encode() not in log.content
+    assert client_for(UserFactory(role="technician", is_staff=True)).get(
+        "/admin/notifications/webhookendpoint/"
+    ).status_code in (302, 403)

@@ -14,7 +14,7 @@ from tests.notifications.support import deliveries
 pytestmark = pytest.mark.django_db
 
 URL = "/api/notifications/"
-FIELDS = {"id", "kind", "recipient", "job", "status", "attempts", "last_error", "created_at", "sent_at"}
+FIELDS = {"id", "channel", "kind", "recipient", "job", "status", "attempts", "last_error", "created_at", "sent_at"}
 Kind = Notification.Kind
 Status = Notification.Status
 

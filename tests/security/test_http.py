@@ -213,6 +213,11 @@ def test_cors_allows_a_configured_origin(cors, client):
     response = client.get("/api/jobs/", HTTP_ORIGIN=ALLOWED)
     assert response["Access-Control-Allow-Origin"] == ALLOWED
     assert "x-request-id" in response["Access-Control-Expose-Headers"].lower()
+    # offline-safe writes: the client sends keys and preconditions, and reads tags and the replay marker
+    for header in ("idempotency-key", "if-match", "if-none-match"):
+        assert header in preflight["Access-Control-Allow-Headers"].lower()
+    for header in ("etag", "idempotent-replayed"):
+        assert header in response["Access-Control-Expose-Headers"].lower()
     # Bearer tokens, not cookies: credentials are never allowed cross-origin.
     assert "Access-Control-Allow-Credentials" not in response
 

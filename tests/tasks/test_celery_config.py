@@ -75,25 +75,29 @@ def test_full_stack_settings_contract(tmp_path):
         "notifications.deliver",
         "notifications.requeue_unsent",
         "notifications.send_daily_reminders",
+        "jobs.relay_webhooks",
     } <= set(conf["tasks"])
 
 
 def test_embedded_default_runs_tasks_in_process(tmp_path):
     conf = probe(DJANGO_DEBUG="1", JOBOPS_VAR_DIR=str(tmp_path))
-    assert conf["eager"] is True and conf["broker"] == "memory://"
+    assert conf["eager"] is True and conf["broker"] == "memory://localhost/"
 
 
 def test_beat_schedule_names_registered_tasks(settings):
     schedule = settings.CELERY_BEAT_SCHEDULE
     for entry in schedule.values():
         assert entry["task"] in app.tasks, entry["task"]
-        assert isinstance(entry["schedule"], crontab)
+        # A crontab, or (the webhook relay, which runs every few seconds) a positive interval in seconds.
+        assert isinstance(entry["schedule"], crontab) or entry["schedule"] > 0
         assert entry["options"]["expires"] > 0  # a backlog never replays stale sweeps
     assert {entry["task"] for entry in schedule.values()} == {
         "jobs.flag_overdue_jobs",
         "jobs.prune_change_feed",
         "notifications.send_daily_reminders",
         "notifications.requeue_unsent",
+        "jobs.relay_webhooks",
+        "jobops.purge_idempotency_keys",
     }
 
 

@@ -75,6 +75,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--jobs", type=int, default=60, help="How many demo jobs to create the first time.")
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where the server will listen, for the links printed at the end (`make run` passes HOST and PORT).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with audit_context(source="command", system="seed_demo"):
@@ -85,7 +90,7 @@ class Command(BaseCommand):
             else:
                 count = self._jobs(users, equipment, options["jobs"])
                 self.stdout.write(f"Created {count} demo jobs.")
-        self._print_logins()
+        self._print_logins(options["base_url"].rstrip("/"))
 
     @transaction.atomic
     def _users(self) -> dict[str, User]:
@@ -181,17 +186,18 @@ class Command(BaseCommand):
                 services.job_cancel(actor=admin if fate > 0.97 else creator, job_id=job.pk)
         return count
 
-    def _print_logins(self) -> None:
-        self.stdout.write(
-            self.style.SUCCESS(f"\nJobOps demo is ready. Log in with any of these (password for all: {DEMO_PASSWORD}):")
-        )
+    def _print_logins(self, base: str) -> None:
+        by_role: dict[str, list[str]] = {}
         for username, role, _first, _last in USERS:
-            self.stdout.write(f"  {username:<8} {role}")
+            by_role.setdefault(str(role), []).append(username)
+        users = ", ".join(f"{' '.join(names)} ({role})" for role, names in by_role.items())
         self.stdout.write(
-            "\n  API docs:  http://127.0.0.1:8000/api/docs/  (Swagger UI)   http://127.0.0.1:8000/api/redoc/"
-            "\n  Admin:     http://127.0.0.1:8000/admin/   (admin / password above)"
-            "\n  Get a token:"
-            "\n    curl -s -X POST http://127.0.0.1:8000/api/auth/token/ -H 'Content-Type: application/json' \\"
-            f'\n         -d \'{{"username": "tech1", "password": "{DEMO_PASSWORD}"}}\''
-            "\n  Emails the demo sends are written to var/mail/.\n"
+            self.style.SUCCESS(f"\nJobOps demo is ready. Password for every demo user: {DEMO_PASSWORD}")
+            + f"\n  Users:       {users}"
+            + f"\n  Start here:  {base}/  (links to the docs, the admin and the health checks)"
+            + f"\n  API docs:    {base}/api/docs/  (Swagger UI)   {base}/api/redoc/  (ReDoc)"
+            + f"\n  Admin:       {base}/admin/  (log in as admin)"
+            + "\n  Get a token:"
+            + f"\n    curl -s -X POST {base}/api/auth/token/ -H 'Content-Type: application/json' \\"
+            + f'\n         -d \'{{"username": "tech1", "password": "{DEMO_PASSWORD}"}}\'\n'
         )
