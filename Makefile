@@ -9,6 +9,8 @@ PORT ?= 8000
 HOST := $(or $(HOST),127.0.0.1)
 PORT := $(or $(PORT),8000)
 # The embedded default: SQLite under var/, in-process tasks, console email. A local secret, DEBUG on.
+# The code make run watches for changes (the apps, not .venv or var/).
+APPS := accounts audit equipment jobs jobops notifications tasks
 RUN_ENV := DJANGO_DEBUG=1 DJANGO_SECRET_KEY=local-dev-$(shell hostname)-jobops-embedded-default-key
 
 .PHONY: run test install install-dev lint format check-schema bench clean
@@ -31,13 +33,17 @@ install-dev: $(VENV)/.installed-dev
 
 ## make run: install, migrate the embedded SQLite database, seed demo data and serve on http://$(HOST):$(PORT)
 ## Quiet on purpose: what runs, where, how to log in, then one log line per request (LOG_FORMAT=plain).
+## One ASGI process (uvicorn, code reload on) serves the REST API, /live/ and the WebSocket /ws/changes/, woken
+## through the in-memory channel layer (Django's runserver cannot serve WebSockets).
 run: install
 	@mkdir -p var
 	@echo "JobOps, the embedded default: SQLite in var/db.sqlite3, Celery tasks in-process, emails written to var/mail/"
 	@$(RUN_ENV) $(PY) manage.py migrate --noinput -v 0
 	@$(RUN_ENV) LOG_LEVEL=WARNING $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	@echo "Serving on http://$(HOST):$(PORT)/ (Django's development server; stop with Ctrl-C)."
-	@$(RUN_ENV) LOG_FORMAT=plain $(PY) manage.py runserver $(HOST):$(PORT)
+	@echo "Serving on http://$(HOST):$(PORT)/ (uvicorn: the API, the live page /live/ and the WebSocket /ws/changes/; stop with Ctrl-C)."
+	@$(RUN_ENV) LOG_FORMAT=plain $(BIN)/uvicorn jobops.asgi:application --host $(HOST) --port $(PORT) \
+		--no-server-header --no-access-log --log-level warning --lifespan off \
+		--reload $(foreach app,$(APPS),--reload-dir $(app))
 
 ## make test: install everything and run the whole test suite (SQLite unless DATABASE_URL says otherwise)
 test: install-dev

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -34,3 +36,11 @@ def technician_exists(*, technician_id: int) -> bool:
     """Whether ``technician_id`` names a user with the technician role (active or not: an admin may look back at a
     former technician's dashboard). For admins only: the caller checks the role first."""
     return User.objects.filter(pk=technician_id, role=Role.TECHNICIAN).exists()
+
+
+def user_states(*, ids: Iterable[int]) -> dict[int, tuple[bool, str, datetime.datetime | None]]:
+    """``{id: (is_active, role, tokens_valid_after)}`` of the users in ``ids`` (a missing id: the row is gone), in one
+    query: the live stream re-reads the rows of its connected users with it, so a deactivation, a role change or a
+    "sign out everywhere" takes effect while a WebSocket stays open."""
+    rows = User.objects.filter(pk__in=list(ids)).values_list("id", "is_active", "role", "tokens_valid_after")
+    return {pk: (active, role, valid_after) for pk, active, role, valid_after in rows}

@@ -55,6 +55,7 @@ MB = 1024 * 1024
 
 sys.path.insert(0, str(BENCH))
 import datagen  # noqa: E402
+import ws_fanout  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -87,12 +88,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     load.add_argument("--connections", type=int, default=10)
     load.add_argument("--threads", type=int, default=2, help="wrk threads")
     load.add_argument("--workers", type=int, default=2 * cores + 1, help="gunicorn sync workers (both servers)")
+    load.add_argument(
+        "--asgi",
+        action="store_true",
+        help="serve JobOps' REST API from jobops.asgi under uvicorn workers (--workers of them) instead of sync WSGI "
+        "workers: the measurement behind keeping the REST API on sync gunicorn (README, 'Processes')",
+    )
     load.add_argument("--days", type=int, default=7, help="day view ?days=")
     load.add_argument(
         "--rounds", type=int, default=1, help="measure each read endpoint N times, alternating JobOps and the limit"
     )
     load.add_argument("--only", default="", help="comma-separated endpoint names to run (default: all)")
     load.add_argument("--redis-url", default="redis://127.0.0.1:6379/12", help="cache for JobOps ('' = local memory)")
+    ws = p.add_argument_group("WebSocket fan-out (bench/ws_fanout.py)")
+    ws_fanout.add_arguments(ws)
     out = p.add_argument_group("output")
     out.add_argument("--results-dir", type=Path, default=BENCH / "results")
     out.add_argument("--no-latest", action="store_true", help="do not rewrite bench/LATEST.md and bench/latest.png")
@@ -310,7 +319,15 @@ def postgres_ticks() -> int:
 
 
 def start_gunicorn(
-    name: str, app: str, *, cwd: Path, env: dict[str, str], workers: int, log_dir: Path, config: Path | None
+    name: str,
+    app: str,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    workers: int,
+    log_dir: Path,
+    config: Path | None,
+    worker_class: str = "sync",
 ) -> Server:
     port = free_port()
     log_path = log_dir / f"{name}-gunicorn.log"
@@ -325,7 +342,7 @@ def start_gunicorn(
         "--workers",
         str(workers),
         "--worker-class",
-        "sync",
+        worker_class,
         "--max-requests",
         "0",
         "--timeout",
@@ -343,6 +360,44 @@ def start_gunicorn(
         server.stop()
         raise
     return server
+
+
+def run_ws_fanout(
+    args: argparse.Namespace, env: dict[str, str], database_url: str, run_dir: Path
+) -> dict[str, Any] | None:
+    """bench/ws_fanout.py in its own process (it sets Django up), on this run's database and Redis."""
+    log(f"WebSocket fan-out: {args.ws_clients} clients, {args.ws_rounds} changes")
+    command = [
+        PY,
+        str(BENCH / "ws_fanout.py"),
+        "--database-url",
+        database_url,
+        "--redis-url",
+        env["REDIS_URL"] or args.redis_url,
+        "--log-dir",
+        str(run_dir),
+        "--ws-clients",
+        str(args.ws_clients),
+        "--ws-workers",
+        str(args.ws_workers),
+        "--ws-rounds",
+        str(args.ws_rounds),
+        "--ws-batch",
+        str(args.ws_batch),
+        "--ws-timeout",
+        str(args.ws_timeout),
+        "--ws-pause",
+        str(args.ws_pause),
+    ]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    (run_dir / "ws-fanout.log").write_text(result.stdout + result.stderr)
+    for line in result.stdout.splitlines():
+        if line.startswith("[ws-fanout"):
+            print(line, flush=True)
+    if result.returncode != 0:
+        log(f"WebSocket fan-out failed (see {run_dir / 'ws-fanout.log'}): {result.stderr[-500:]}")
+        return None
+    return json.loads(result.stdout[result.stdout.index("{") :])
 
 
 # --- HTTP helpers -----------------------------------------------------------------------------------------------------
@@ -860,6 +915,17 @@ def draw_chart(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def ws_fanout_line(w: dict[str, Any]) -> str:
+    return (
+        f"WebSocket fan-out, {w['clients']} admin clients on {w['workers']} uvicorn workers, one change x "
+        f"{w['rounds']}: p50 {w['p50_ms']:.0f} ms, p99 {w['p99_ms']:.0f} ms, last {w['max_ms']:.0f} ms from the "
+        f"commit (target p99 < 1000 ms); counted from when the change became readable in the feed: p50 "
+        f"{w['after_readable_p50_ms']:.0f} ms, p99 {w['after_readable_p99_ms']:.0f} ms; "
+        f"{w['kb_per_idle_connection']:.0f} kB per idle connection (server RSS {w['server_rss_mb_before']:.0f} -> "
+        f"{w['server_rss_mb_connected']:.0f} MB)"
+    )
+
+
 def polling_md(report: dict[str, Any]) -> str:
     rows = ["| endpoint | JobOps 304 req/s | JobOps 200 req/s | contract limit 304 req/s | 304 / contract 304 | "
             "304 / 200 | fleet 90% 304 + 10% 200 req/s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -909,6 +975,8 @@ def write_latest_md(report: dict[str, Any], table: str, path: Path) -> None:
         if len(sources) == 1
         else "; ".join(f"{k}: {v}" for k, v in report["tokens"].items())
     )
+    fanout = report.get("ws_fanout")
+    live_stream_md = f"## Live stream (bench/ws_fanout.py)\n\n{ws_fanout_line(fanout)}\n" if fanout else ""
     text = f"""# JobOps benchmark: latest run
 
 Generated by `make bench` (`bench/run.py`) on {report["started_at"][:19].replace("T", " ")} UTC;
@@ -944,6 +1012,8 @@ list's ETag computed: `limit_server:contract_app`); `ratio to contract` = JobOps
 
 Peak RSS (VmHWM) per gunicorn worker, MB: JobOps {rss or "-"}; limit {rss_limit or "-"}.
 
+{live_stream_md}
+
 ## Where the time goes: CPU per request (ms, under the same load)
 
 User + system CPU of the server's gunicorn processes and of all PostgreSQL processes during the measured run,
@@ -972,6 +1042,8 @@ def output(report: dict[str, Any], args: argparse.Namespace, run_dir: Path, *, c
         print(f"  {line}")
     hwm = ", ".join(f"{w['vm_hwm_kb'] / 1024:.0f}" for w in report["memory"]["jobops"])
     print(f"  JobOps workers VmHWM (MB): {hwm}")
+    if report.get("ws_fanout"):
+        print(f"  {ws_fanout_line(report['ws_fanout'])}")
     if chart:
         draw_chart(report, run_dir / "chart.png")
     if not args.no_latest:
@@ -1078,12 +1150,13 @@ def main(argv: list[str] | None = None) -> int:
         log(f"starting JobOps and the limit server ({args.workers} sync workers each)")
         jobops = start_gunicorn(
             "jobops",
-            "jobops.wsgi:application",
+            "jobops.asgi:application" if args.asgi else "jobops.wsgi:application",
             cwd=REPO,
             env=env,
             workers=args.workers,
             log_dir=run_dir,
             config=config if has_config else None,
+            worker_class="uvicorn_worker.UvicornWorker" if args.asgi else "sync",
         )
         servers.append(jobops)
         limit_env = {
@@ -1113,6 +1186,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "days": args.days,
             "gunicorn_conf": has_config,
+            "jobops_server": "asgi (uvicorn workers)" if args.asgi else "wsgi (sync workers)",
             "redis": bool(env["REDIS_URL"]),
         }
 
@@ -1261,6 +1335,8 @@ def main(argv: list[str] | None = None) -> int:
             "contract": contract.worker_memory(),
         }
         report["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
+        if args.ws_clients > 0:
+            report["ws_fanout"] = run_ws_fanout(args, env, database_url, run_dir)
     finally:
         for server in servers:
             server.stop()

@@ -1,12 +1,15 @@
 #!/bin/sh
-# JobOps container entrypoint: one image, three roles.
+# JobOps container entrypoint: one image, four roles.
 #
 #   web     apply migrations (once, under a PostgreSQL advisory lock), then gunicorn with gunicorn.conf.py
+#   ws      the ASGI process: gunicorn with uvicorn workers (jobops.asgi) for the live stream /ws/changes/
+#           (it serves the HTTP routes too, e.g. /live/ and /readyz/; the REST API stays on `web`, see README)
 #   worker  celery worker (consumes the default queue)
 #   beat    celery beat (run exactly ONE per deployment)
 #   other   run as given, e.g. `python manage.py createsuperuser` or `sh`
 #
-# Environment (all optional): JOBOPS_MIGRATE_ON_START (1; set 0 where another process migrates),
+# Environment (all optional): JOBOPS_MIGRATE_ON_START (1; set 0 where another process migrates; ws never migrates),
+# WS_WORKERS (ws: uvicorn worker processes, default the cores: each holds thousands of idle connections),
 # CELERY_WORKER_CONCURRENCY (the cores), CELERY_WORKER_NAME (celery@%h), CELERY_BEAT_SCHEDULE_FILE
 # (var/beat/celerybeat-schedule), LOG_LEVEL (INFO), JOBOPS_ROLE_FILE (/tmp/jobops-role, read by healthcheck.py).
 # The same commands run outside a container (tests/deploy runs them against local services).
@@ -30,6 +33,13 @@ case "$role" in
             python docker/migrate.py
         fi
         exec gunicorn --config gunicorn.conf.py "$@"
+        ;;
+    ws)
+        shift
+        remember_role ws
+        # The options given after `ws` come last, so they win over these (gunicorn takes the last one given).
+        exec gunicorn --config gunicorn.conf.py --worker-class uvicorn_worker.UvicornWorker \
+            --workers "${WS_WORKERS:-$(nproc)}" "$@" jobops.asgi:application
         ;;
     worker)
         shift

@@ -1,4 +1,4 @@
-"""Container healthcheck for the three JobOps roles: ``python docker/healthcheck.py [web|worker|beat]``.
+"""Container healthcheck for the JobOps roles: ``python docker/healthcheck.py [web|ws|worker|beat]``.
 
 Exit 0 = healthy, 1 = unhealthy (the Docker HEALTHCHECK contract), with one line saying why.
 
@@ -78,7 +78,8 @@ def check_beat() -> str:
     return f"beat schedule written {age:.0f}s ago"
 
 
-CHECKS = {"web": check_web, "worker": check_worker, "beat": check_beat}
+# The ASGI process (`ws`) serves the same /readyz/, which there also checks the channel layer.
+CHECKS = {"web": check_web, "ws": check_web, "worker": check_worker, "beat": check_beat}
 
 
 def main(argv: list[str]) -> int:

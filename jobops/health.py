@@ -2,18 +2,21 @@
 
 ``/healthz/`` says the process answers and touches nothing else, so an orchestrator never restarts a healthy web
 container because PostgreSQL blinked. ``/readyz/`` says this process can serve traffic now: the database, the
-cache and the broker each answer. A failing dependency turns it into a 503 whose body names what is down; the
-reason itself only goes to the log, because the probe is public.
+cache, the broker and the channel layer (the live stream's wakes) each answer. A failing dependency turns it into
+a 503 whose body names what is down; the reason itself only goes to the log, because the probe is public.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -78,17 +81,41 @@ def check_broker() -> str:
     return "ok"
 
 
+CHANNEL_LAYER_TIMEOUT = 2.0
+
+
+async def _channel_layer_round_trip() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    # A plain (not process-specific) channel: the layer reads it with one blocking pop, no background reader.
+    channel = f"jobops.readyz.{uuid.uuid4().hex}"
+    token = uuid.uuid4().hex
+    await layer.send(channel, {"type": "readyz", "token": token})
+    message = await asyncio.wait_for(layer.receive(channel), timeout=CHANNEL_LAYER_TIMEOUT)
+    if message.get("token") != token:
+        raise RuntimeError("the channel layer did not return the message just sent")
+
+
+def check_channel_layer() -> str:
+    """Send a message through the channel layer (Redis: what wakes the live stream of every web node) and receive it
+    back. The in-memory layer of the embedded default lives in this process."""
+    async_to_sync(_channel_layer_round_trip)()
+    return "ok" if settings.REDIS_URL else IN_PROCESS
+
+
 CHECKS: dict[str, Callable[[], str]] = {
     "database": check_database,
     "cache": check_cache,
     "broker": check_broker,
+    "channel_layer": check_channel_layer,
 }
 
 
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: database, cache and broker answer. 503 names what is down."""
+    """Readiness: database, cache, broker and channel layer answer. 503 names what is down."""
     results: dict[str, str] = {}
     down: list[str] = []
     for name, check in CHECKS.items():

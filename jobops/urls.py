@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz/", health.healthz, name="healthz"),
     path("readyz/", health.readyz, name="readyz"),
+    path("live/", include("jobs.urls_live")),
     path("api/auth/", include("accounts.urls_auth")),
     path("api/auth/me/notifications/", include("notifications.urls_me")),
     path("api/", include("accounts.urls")),

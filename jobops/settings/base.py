@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
+    "channels",
     "jobops",
     "equipment",
     "jobs",
@@ -81,6 +82,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "jobops.urls"
 WSGI_APPLICATION = "jobops.wsgi.application"
+ASGI_APPLICATION = "jobops.asgi.application"
+# The WebSocket routes, by name like ROOT_URLCONF: jobops (the platform) imports no app (import-linter layers).
+WEBSOCKET_URLPATTERNS = "jobs.routing.websocket_urlpatterns"
 AUTH_USER_MODEL = "accounts.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -136,6 +140,44 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "jobops"}}
+
+# --- Channel layer (wakes the WebSocket consumers of every ASGI process when the change feed grows) -------------
+# Redis when REDIS_URL is set, so any web node can serve any client; in-memory (this process only) in the
+# embedded default, where one process serves both HTTP and WebSockets.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # The layer blocks up to 5 s on BZPOPMIN: redis-py's default socket timeout (5 s) would cut that
+                # read; connecting stays quick, so a write's wake never hangs on a Redis outage for long.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
+                # Each process renews its membership of the wake group every minute; a dead one drops out soon.
+                "group_expiry": 300,
+                # The one channel of each process's live-stream hub (jobs.stream): room for a burst of wakes (a
+                # full channel drops new messages; the hub's poll would then find the change within a second).
+                "channel_capacity": {"jobops-live.*": 10_000},
+                "prefix": env.str(
+                    "CHANNEL_LAYER_PREFIX", default=f"{env.str('CACHE_KEY_PREFIX', default='jobops')}:asgi"
+                ),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The live stream (/ws/changes/, API.md v2 "Live stream"). Seconds.
+LIVE_AUTH_TIMEOUT = env.float("LIVE_AUTH_TIMEOUT", default=10.0)
+LIVE_IDLE_TIMEOUT = env.float("LIVE_IDLE_TIMEOUT", default=60.0)
+# How often each ASGI process re-reads the user rows of its connections (deactivation closes with 4403 within this).
+LIVE_USER_CHECK_SECONDS = env.float("LIVE_USER_CHECK_SECONDS", default=2.0)
+# How often each ASGI process checks (one indexed query) for feed rows that no wake-triggered read covered: a
+# change whose wake was lost (Redis blip) or that the feed's watermark held back behind an older transaction
+# still running when the wake came is delivered within this.
+LIVE_POLL_SECONDS = env.float("LIVE_POLL_SECONDS", default=1.0)
+# Messages queued for one client that does not read them; past this it is closed (1013, try again later).
+LIVE_OUTBOX_LIMIT = env.int("LIVE_OUTBOX_LIMIT", default=10_000)
+# Where the /live/ page opens its WebSocket ('' = the page's own origin + /ws/changes/).
+LIVE_WS_URL = env.str("LIVE_WS_URL", default="")
 
 # --- Auth -------------------------------------------------------------------------------------------------------
 # Argon2id first (jobops/hashers.py: OWASP's minimum parameters); the others only verify hashes made before it, and

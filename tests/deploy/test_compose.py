@@ -16,8 +16,8 @@ import pytest
 
 from .support import ROOT, interpolate_defaults, load_yaml
 
-SERVICES = {"db", "rabbitmq", "redis", "mailhog", "web", "worker", "beat"}
-APP_SERVICES = ("web", "worker", "beat")
+SERVICES = {"db", "rabbitmq", "redis", "mailhog", "web", "ws", "worker", "beat"}
+APP_SERVICES = ("web", "ws", "worker", "beat")
 INFRA = ("db", "rabbitmq", "redis")
 
 
@@ -50,7 +50,7 @@ def test_the_vendored_schema_catches_mistakes(schema_validator, compose):
     assert any("service_ready" in m for m in messages)
 
 
-def test_exactly_the_seven_services(compose):
+def test_exactly_the_eight_services(compose):
     assert set(compose["services"]) == SERVICES
 
 
@@ -91,8 +91,8 @@ def test_dependencies_wait_for_healthy_services(compose):
         assert isinstance(depends, dict), f"{name}: depends_on must use conditions"
         for infra in INFRA:
             assert depends[infra] == {"condition": "service_healthy"}, f"{name} -> {infra}"
-    # Workers and beat start only after web has applied the migrations (web is healthy once gunicorn serves).
-    for name in ("worker", "beat"):
+    # ws, workers and beat start only after web has applied the migrations (web is healthy once gunicorn serves).
+    for name in ("ws", "worker", "beat"):
         assert services[name]["depends_on"]["web"] == {"condition": "service_healthy"}
     assert services["worker"]["depends_on"]["mailhog"] == {"condition": "service_healthy"}
     for name, service in services.items():
@@ -101,29 +101,35 @@ def test_dependencies_wait_for_healthy_services(compose):
             assert spec["condition"] in ("service_healthy", "service_completed_successfully"), (name, target)
 
 
-def test_migrations_run_once_in_web_never_in_worker_or_beat(compose):
+def test_migrations_run_once_in_web_never_in_ws_worker_or_beat(compose):
     services = compose["services"]
-    assert services["web"]["command"] == ["web"]
-    assert services["worker"]["command"] == ["worker"]
-    assert services["beat"]["command"] == ["beat"]
-    for name in ("worker", "beat"):
+    for name in APP_SERVICES:
+        assert services[name]["command"] == [name]
+    for name in ("ws", "worker", "beat"):
         assert "migrate" not in json.dumps(services[name])
     entrypoint = (ROOT / "docker" / "entrypoint.sh").read_text()
     branches = dict(re.findall(r"^    (\w+|\*)\)\n(.*?)^        ;;", entrypoint, re.M | re.S))
-    assert set(branches) == {"web", "worker", "beat", "*"}
+    assert set(branches) == {"web", "ws", "worker", "beat", "*"}
     assert "docker/migrate.py" in branches["web"]
-    assert "migrate" not in branches["worker"]
-    assert "migrate" not in branches["beat"]
+    for name in ("ws", "worker", "beat"):
+        assert "migrate" not in branches[name]
+    # ws is the ASGI process: gunicorn with uvicorn workers on jobops.asgi; web stays on WSGI (gunicorn.conf.py).
+    assert "uvicorn_worker.UvicornWorker" in branches["ws"] and "jobops.asgi:application" in branches["ws"]
+    assert "jobops.asgi" not in branches["web"]
     assert "pg_advisory_lock" in (ROOT / "docker" / "migrate.py").read_text()
 
 
-def test_only_web_and_the_mailhog_ui_are_published(compose):
+def test_only_web_ws_and_the_mailhog_ui_are_published(compose):
     published = {}
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             parts = interpolate_defaults(str(port)).split(":")
             published.setdefault(name, []).append((parts[0] if len(parts) == 3 else "", int(parts[-1])))
-    assert published == {"web": [("127.0.0.1", 8000)], "mailhog": [("127.0.0.1", 8025)]}
+    assert published == {"web": [("127.0.0.1", 8000)], "ws": [("127.0.0.1", 8000)], "mailhog": [("127.0.0.1", 8025)]}
+    ws_port = interpolate_defaults(compose["services"]["ws"]["ports"][0]).split(":")
+    assert ws_port[1] == "8001"  # published beside web's 8000; inside, every app container listens on 8000
+    live_ws = interpolate_defaults(compose["x-app"]["environment"]["LIVE_WS_URL"])
+    assert live_ws == "ws://localhost:8001/ws/changes/"
 
 
 def test_named_volumes_keep_postgres_and_rabbitmq_data(compose):

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import require_service
 
@@ -244,13 +245,36 @@ def _delete_queue(url: str, queue: str) -> None:
 def test_web_migrates_then_serves_readyz_with_every_dependency(stack):
     status, headers, body = get(stack.port, "/readyz/")
     assert status == 200
-    assert json.loads(body) == {"status": "ok", "checks": {"database": "ok", "cache": "ok", "broker": "ok"}}
+    assert json.loads(body) == {
+        "status": "ok",
+        "checks": {"database": "ok", "cache": "ok", "broker": "ok", "channel_layer": "ok"},
+    }
     output = stack.web.output()
     assert "migration lock held" in output and "Applying accounts.0001_initial" in output
     result = healthcheck(stack.env, "web")
     assert result.returncode == 0, result.stdout
     # Without a role the check reads the role file the entrypoint wrote.
     assert healthcheck(stack.web.env).stdout.startswith("healthy: readyz ok")
+
+
+def test_the_ws_role_serves_readyz_and_websockets_on_uvicorn_workers_without_migrating(stack, tmp_path):
+    from websockets.sync.client import connect
+
+    port = free_port()
+    ws = start("ws", "ws", {**stack.env, "PORT": str(port), "WS_WORKERS": "1"}, tmp_path)
+    try:
+        wait_until(lambda: get(port, "/readyz/")[0] == 200, 60, "ws /readyz/ 200", ws)
+        assert json.loads(get(port, "/readyz/")[2])["checks"]["channel_layer"] == "ok"
+        assert healthcheck(ws.env, "ws").returncode == 0
+        with connect(f"ws://127.0.0.1:{port}/ws/changes/", open_timeout=10) as client:
+            client.send(json.dumps({"type": "auth", "token": "not-a-token"}))
+            with pytest.raises(ConnectionClosed) as closed:
+                client.recv(timeout=10)
+        assert closed.value.rcvd.code == 4401
+        assert "uvicorn_worker.UvicornWorker" in ws.output()
+        assert "Applying" not in ws.output() and "migration lock" not in ws.output()
+    finally:
+        assert ws.stop() == 0
 
 
 def test_gunicorn_serves_the_collected_static_files(stack):

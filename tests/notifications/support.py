@@ -26,3 +26,10 @@ def pending_row(sales_agent, technician):
     create_job(sales_agent, technician)
     [row] = rows()
     return row
+
+
+def deliveries(callbacks: list) -> list:
+    """The after-commit callbacks other than the live stream's wake (which every write to the change feed adds)."""
+    from jobops.live import wake_listeners
+
+    return [callback for callback in callbacks if callback is not wake_listeners]
