@@ -31,7 +31,15 @@ class JobTaskInline(admin.TabularInline):
 class JobAdminForm(ModelForm):
     class Meta:
         model = Job
-        fields = ("title", "description", "client_name", "priority", "scheduled_date", "assigned_to")
+        fields = (
+            "title",
+            "description",
+            "client_name",
+            "priority",
+            "scheduled_date",
+            "assigned_to",
+            "requires_signature",
+        )
 
 
 @admin.register(Job)

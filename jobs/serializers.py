@@ -68,6 +68,7 @@ class JobReadSerializer(ReadModelSerializer):
             "created_at",
             "updated_at",
             "completed_at",
+            "requires_signature",
             "tasks_total",
             "tasks_completed",
         ]
@@ -95,7 +96,15 @@ class JobWriteSerializer(StrictModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["title", "description", "client_name", "priority", "scheduled_date", "assigned_to"]
+        fields = [
+            "title",
+            "description",
+            "client_name",
+            "priority",
+            "scheduled_date",
+            "assigned_to",
+            "requires_signature",
+        ]
 
 
 class JobTaskCreateSerializer(StrictModelSerializer):

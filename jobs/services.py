@@ -31,11 +31,13 @@ from rest_framework.exceptions import PermissionDenied
 from accounts.models import User
 from audit.services import audit_build, audit_diff, audit_record, audit_record_many, audit_snapshot
 from equipment.models import Equipment
-from jobops.exceptions import InvalidTransition, JobFrozen, OpenTasks, OutOfOrder
+from jobops.exceptions import InvalidTransition, JobFrozen, OpenTasks, OutOfOrder, SignatureRequired
 from jobops.roles import is_admin
 from notifications import services as notifications
 
 from . import feed, rules
+from .attachments import cleanup as attachment_cleanup
+from .attachments.rules import has_signature
 from .models import Job, JobTask
 
 Status = Job.Status
@@ -50,7 +52,7 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     Status.CANCELLED: frozenset({Status.PENDING, Status.IN_PROGRESS}),
 }
 
-JOB_FIELDS = ("title", "description", "client_name", "priority", "scheduled_date", "assigned_to")
+JOB_FIELDS = ("title", "description", "client_name", "priority", "scheduled_date", "assigned_to", "requires_signature")
 JOB_AUDIT_FIELDS = (*JOB_FIELDS, "status", "overdue", "created_by", "completed_at")
 TASK_FIELDS = ("title", "description")
 TASK_AUDIT_FIELDS = ("order", "title", "description", "status", "started_at", "completed_at")
@@ -263,7 +265,8 @@ def job_delete(*, actor: User, job_id: int) -> None:
     job = _lock_job(job_id)
     snapshot = audit_snapshot(job, JOB_AUDIT_FIELDS)
     snapshot["tasks"] = list(job.tasks.order_by("order").values_list("pk", flat=True))
-    feed.record(feed.touch(job, tasks=snapshot["tasks"]))
+    attachment_ids, attachment_keys = attachment_cleanup.attachments_of(job_id=job.pk)
+    feed.record(feed.touch(job, tasks=snapshot["tasks"], attachments=attachment_ids))
     audit_record(
         actor=actor,
         action="job.deleted",
@@ -272,6 +275,7 @@ def job_delete(*, actor: User, job_id: int) -> None:
         changes={key: [value, None] for key, value in snapshot.items()},
     )
     job.delete()
+    attachment_cleanup.remove_after_commit(attachment_keys)  # the attachments went with the job; their objects now
 
 
 def _transition(
@@ -317,6 +321,8 @@ def job_complete(*, actor: User, job_id: int, now: datetime.datetime | None = No
     open_tasks = job.tasks.exclude(status=TaskStatus.COMPLETED).count()
     if open_tasks:
         raise OpenTasks(f"The job still has {open_tasks} task(s) that are not completed.")
+    if job.requires_signature and not has_signature(job):
+        raise SignatureRequired("This job requires a signature: attach one (kind signature) to one of its tasks.")
     _transition(actor=actor, job=job, target=Status.COMPLETED, action="job.completed", extra={"completed_at": now})
     notifications.notify_job_completed(job=job)
     return job
@@ -425,7 +431,11 @@ def task_delete(*, actor: User, task_id: int) -> None:
     _ensure_not_frozen(job)
     snapshot = _task_snapshot(task, sorted(task.required_equipment.values_list("pk", flat=True)))
     _audit_task(actor, job, "task.deleted", task, {key: [value, None] for key, value in snapshot.items()})
+    attachment_ids, attachment_keys = attachment_cleanup.attachments_of(task_id=task.pk)
+    if attachment_ids:
+        feed.record(feed.touch(job, attachments=attachment_ids))
     task.delete()
+    attachment_cleanup.remove_after_commit(attachment_keys)
 
 
 def _ensure_predecessors_completed(job: Job, task: JobTask) -> None:
