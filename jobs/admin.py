@@ -16,7 +16,8 @@ from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPerm
 from jobops.exceptions import ApplicationError
 
 from . import services
-from .models import Job, JobTask
+from .attachments.admin import AttachmentInline, save_attachment_formset
+from .models import Attachment, Job, JobTask
 
 
 class JobTaskInline(admin.TabularInline):
@@ -45,7 +46,7 @@ class JobAdminForm(ModelForm):
 @admin.register(Job)
 class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin):
     form = JobAdminForm
-    inlines = [JobTaskInline]
+    inlines = [JobTaskInline, AttachmentInline]
     list_display = ("id", "title", "client_name", "status", "priority", "scheduled_date", "overdue", "assigned_to")
     list_filter = ("status", "priority", "overdue", "scheduled_date")
     search_fields = ("title", "client_name")
@@ -70,6 +71,9 @@ class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin)
         obj.refresh_from_db()
 
     def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
+        if formset.model is Attachment:
+            save_attachment_formset(request, formset)
+            return
         job = form.instance
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.deleted_forms:
