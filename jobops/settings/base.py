@@ -184,6 +184,8 @@ ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
 ATTACHMENT_MAX_PIXELS = env.int("ATTACHMENT_MAX_PIXELS", default=40_000_000)
 # How long the JobOps-signed links in `url` and `thumbnail_url` stay valid.
 ATTACHMENT_URL_SECONDS = env.int("ATTACHMENT_URL_SECONDS", default=300)
+# Images decoded at once per process (memory: each decode holds up to ATTACHMENT_MAX_PIXELS x 4 bytes).
+ATTACHMENT_DECODE_SLOTS = env.int("ATTACHMENT_DECODE_SLOTS", default=2)
 # The daily sweep removes objects without a row once they are this old (an upload still in flight is younger).
 ATTACHMENT_ORPHAN_GRACE_HOURS = env.int("ATTACHMENT_ORPHAN_GRACE_HOURS", default=24)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import IO, Any
@@ -153,14 +154,14 @@ def _open_image(source: IO[bytes], content_type: str) -> Image.Image:
 
 
 def _without_metadata(image: Image.Image) -> Image.Image:
-    """The pixels of ``image`` the right way up, with nothing else: a transparency key becomes an alpha channel (it
-    lives in ``info``, which is dropped with the metadata)."""
-    upright = ImageOps.exif_transpose(image) or image
-    if "transparency" in upright.info:
-        upright = upright.convert("RGBA")
-    clean = upright.copy()
-    clean.info = {}
-    return clean
+    """``image`` turned the right way up and stripped of everything but its pixels, in place (no second copy of a
+    large photo in memory): a transparency key becomes an alpha channel first (it lives in ``info``, which goes
+    with the metadata)."""
+    ImageOps.exif_transpose(image, in_place=True)
+    if "transparency" in image.info:
+        image = image.convert("RGBA")
+    image.info = {}
+    return image
 
 
 def _save(image: Image.Image, content_type: str, out: IO[bytes]) -> None:
@@ -178,7 +179,17 @@ def _save(image: Image.Image, content_type: str, out: IO[bytes]) -> None:
     image.save(out, format=PILLOW_FORMATS[content_type], **options)
 
 
+#: Images decoded at once per process: a gthread worker with many concurrent uploads decodes them a few at a time,
+#: so its memory is bounded by ``ATTACHMENT_DECODE_SLOTS`` decoded images, not by the number of requests.
+_DECODE_SLOTS = threading.BoundedSemaphore(max(1, int(getattr(settings, "ATTACHMENT_DECODE_SLOTS", 2))))
+
+
 def _reencode(upload: IO[bytes], content_type: str) -> tuple[IO[bytes], int, int]:
+    with _DECODE_SLOTS:
+        return _reencode_now(upload, content_type)
+
+
+def _reencode_now(upload: IO[bytes], content_type: str) -> tuple[IO[bytes], int, int]:
     image = _open_image(upload, content_type)
     try:
         clean = _without_metadata(image)

@@ -110,6 +110,25 @@ def test_thumbnail_is_made_after_commit_once(api_client, technician, task, djang
     assert got["thumbnail_url"] and "/thumbnail/?exp=" in got["thumbnail_url"]
 
 
+def test_png_text_chunks_and_exif_are_not_stored(admin_user, task):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "client at 12 Rue Secret")
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneCo"
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(buffer, format="PNG", pnginfo=info, exif=exif)
+    upload = buffer.getvalue()
+    assert b"Rue Secret" in upload and b"PhoneCo" in upload
+    attachment = attachment_services.attachment_upload(
+        actor=admin_user, task_id=task.pk, upload=io.BytesIO(upload), size=len(upload), kind="document"
+    )
+    stored = _stored(attachment.key)
+    assert b"Rue Secret" not in stored and b"PhoneCo" not in stored
+    assert Image.open(io.BytesIO(stored)).getpixel((5, 5)) == (1, 2, 3)
+
+
 @pytest.mark.parametrize(
     ("data", "name", "kind", "content_type"),
     [
