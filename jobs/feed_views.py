@@ -33,7 +33,9 @@ class ChangeQuerySerializer(serializers.Serializer):
     {
         "type": "object",
         "nullable": True,
-        "description": "The object as its detail endpoint renders it now (Job detail, Task); null when removed.",
+        "description": (
+            "The object as its detail endpoint renders it now (Job detail, Task, Attachment); null when removed."
+        ),
         "additionalProperties": {},
     }
 )
