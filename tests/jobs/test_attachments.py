@@ -437,3 +437,35 @@ def test_feed_upserts_and_removes_attachments(api_client, technician, other_tech
     assert removed == [
         {**removed[0], "type": "attachment.removed", "object_id": attachment.pk, "data": None},
     ]
+
+
+# --- the task adapters ---------------------------------------------------------------------------------------------
+
+
+def test_task_adapters(technician, task):
+    from tasks import attachments as attachment_tasks
+
+    photo = _attach(technician, task, files.jpeg_with_gps())
+    document = _attach(technician, task, files.PDF, kind="document")
+    assert attachment_tasks.make_attachment_thumbnail(document.pk) == "not an image"
+    assert attachment_tasks.make_attachment_thumbnail(10**9) == "gone"
+    assert attachment_tasks.make_attachment_thumbnail(photo.pk) in ("made", "exists")
+    assert attachment_tasks.remove_attachment_objects([document.key]) == 1
+    assert attachment_tasks.sweep_attachment_objects() == {
+        "objects": 2,
+        "orphans_removed": 0,
+        "orphans_kept": 0,
+        "missing": 1,
+    }
+
+
+def test_removal_after_a_rollback_that_fails_is_left_to_the_sweep(technician, task, monkeypatch, caplog):
+    def broken(keys):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(attachment_services, "audit_record", lambda **kwargs: (_ for _ in ()).throw(RuntimeError()))
+    monkeypatch.setattr(storage, "remove", broken)
+    with pytest.raises(RuntimeError):
+        _attach(technician, task)
+    assert len(_objects()) == 1  # left for the sweep, and logged
+    assert "not removed after a rollback" in caplog.text
