@@ -44,7 +44,7 @@ class UnsupportedMediaType(ApplicationError):
 
 class TooLarge(ApplicationError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "too_large"
+    default_code = "request_too_large"  # the same code as any other body over its limit (jobops.exceptions)
 
 
 class InvalidImage(ApplicationError):

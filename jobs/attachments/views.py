@@ -93,7 +93,7 @@ class TaskAttachmentViewSet(ScopedViewSet):
         request={"multipart/form-data": AttachmentUploadSerializer},
         responses={
             201: AttachmentReadSerializer,
-            413: OpenApiResponse(description="`too_large`: over `ATTACHMENT_MAX_BYTES`."),
+            413: OpenApiResponse(description="`request_too_large`: over `ATTACHMENT_MAX_BYTES`."),
             415: OpenApiResponse(description="`unsupported_media_type`: not JPEG, PNG, WebP or PDF (signature: PNG)."),
         },
     )

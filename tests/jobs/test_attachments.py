@@ -177,7 +177,7 @@ def test_over_the_limit_is_413(api_client, admin_user, task, settings):
     response = _upload(api_client(admin_user), task.pk, files.PDF + b"%" * 2000, name="big.pdf", kind="document")
     assert response.status_code == 413
     big = _upload(api_client(admin_user), task.pk, files.PDF + b"%" * 200_000, name="big.pdf", kind="document")
-    assert big.status_code == 413 and big.json()["code"] == "too_large"
+    assert big.status_code == 413 and big.json()["code"] == "request_too_large"
     assert not Attachment.objects.exists()
 
 
