@@ -11,7 +11,7 @@ from celery import shared_task
 
 from jobops.context import audit_context
 from jobs.attachments.cleanup import remove_objects
-from jobs.attachments.services import attachment_make_thumbnail, attachments_sweep
+from jobs.attachments.services import attachment_make_thumbnail, attachments_requeue_thumbnails, attachments_sweep
 
 try:  # botocore is there when django-storages' S3 backend is (S3_BUCKET); the file system raises OSError
     from botocore.exceptions import BotoCoreError, ClientError
@@ -63,3 +63,10 @@ def sweep_attachment_objects() -> dict[str, int]:
         "orphans_kept": len(report.orphans_kept),
         "missing": len(report.missing),
     }
+
+
+@shared_task(name="jobs.requeue_attachment_thumbnails", acks_late=True)
+def requeue_attachment_thumbnails() -> int:
+    """Beat, every 10 minutes: queue the thumbnails that were never made (the broker was down at the upload's
+    commit). Returns how many were queued."""
+    return len(attachments_requeue_thumbnails())

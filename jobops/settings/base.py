@@ -361,6 +361,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 3600},
     },
+    # https://crontab.guru/#*/10_*_*_*_* : every 10 minutes, queue again the thumbnails never made (broker down)
+    "requeue-attachment-thumbnails": {
+        "task": "jobs.requeue_attachment_thumbnails",
+        "schedule": crontab(minute="*/10"),
+        "options": {"expires": 540},
+    },
     # https://crontab.guru/#45_3_*_*_* : daily at 03:45, find objects without a row (removed) and rows without one
     "sweep-attachment-objects": {
         "task": "jobs.sweep_attachment_objects",

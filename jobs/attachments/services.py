@@ -221,6 +221,21 @@ def attachment_make_thumbnail(*, attachment_id: int) -> str:
     return "made"
 
 
+def attachments_requeue_thumbnails(*, now: datetime.datetime | None = None, limit: int = 500) -> list[int]:
+    """Queue the thumbnail task again for images still without one a few minutes after their upload (the broker was
+    down at the commit, or the task failed for good); beat runs it every 10 minutes. Harmless when a task is already
+    queued: making a thumbnail is idempotent. Returns the ids queued (at most ``limit``, oldest first)."""
+    cutoff = (now or timezone.now()) - datetime.timedelta(minutes=5)
+    ids = list(
+        Attachment.objects.filter(thumbnail_key="", content_type__in=content.IMAGE_TYPES, uploaded_at__lt=cutoff)
+        .order_by("uploaded_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for attachment_id in ids:
+        send_task_by_name(THUMBNAIL_TASK, [attachment_id])
+    return ids
+
+
 @dataclass(frozen=True)
 class SweepReport:
     objects: int

@@ -469,3 +469,17 @@ def test_removal_after_a_rollback_that_fails_is_left_to_the_sweep(technician, ta
         _attach(technician, task)
     assert len(_objects()) == 1  # left for the sweep, and logged
     assert "not removed after a rollback" in caplog.text
+
+
+def test_thumbnails_never_made_are_queued_again(technician, task):
+    from tasks import attachments as attachment_tasks
+
+    photo = _attach(technician, task, files.jpeg_with_gps())  # no commit here: the thumbnail task never ran
+    _attach(technician, task, files.PDF, kind="document")
+    assert attachment_services.attachments_requeue_thumbnails() == []  # too recent: its task may still be queued
+    later = timezone.now() + datetime.timedelta(minutes=6)
+    assert attachment_services.attachments_requeue_thumbnails(now=later) == [photo.pk]  # eager: made at once
+    photo.refresh_from_db()
+    assert photo.thumbnail_key in _objects()
+    with time_machine.travel(later):
+        assert attachment_tasks.requeue_attachment_thumbnails() == 0

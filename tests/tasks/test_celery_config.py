@@ -95,6 +95,7 @@ def test_beat_schedule_names_registered_tasks(settings):
         "notifications.send_daily_reminders",
         "notifications.requeue_unsent",
         "jobs.sweep_attachment_objects",
+        "jobs.requeue_attachment_thumbnails",
     }
 
 
