@@ -57,6 +57,10 @@ class OpenTasks(ApplicationError):
     default_code = "open_tasks"
 
 
+class SignatureRequired(ApplicationError):
+    default_code = "signature_required"
+
+
 class InUse(ApplicationError):
     default_code = "in_use"
 

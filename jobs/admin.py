@@ -18,7 +18,8 @@ from jobops.admin import SERVICE_ERRORS, ServiceErrorsAsMessages, StaffAdminPerm
 from jobops.exceptions import ApplicationError
 
 from . import rules, services
-from .models import Job, JobTask
+from .attachments.admin import AttachmentInline, save_attachment_formset
+from .models import Attachment, Job, JobTask
 
 #: The reason a completed or cancelled job is shown read-only (the services would refuse the save with a 409).
 FROZEN_REASON = (
@@ -59,14 +60,22 @@ class JobTaskInline(admin.TabularInline):
 class JobAdminForm(ModelForm):
     class Meta:
         model = Job
-        fields = ("title", "description", "client_name", "priority", "scheduled_date", "assigned_to")
+        fields = (
+            "title",
+            "description",
+            "client_name",
+            "priority",
+            "scheduled_date",
+            "assigned_to",
+            "requires_signature",
+        )
         widgets = {"description": forms.Textarea(attrs={"rows": 4, "cols": 60})}
 
 
 @admin.register(Job)
 class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin):
     form = JobAdminForm
-    inlines = [JobTaskInline]
+    inlines = [JobTaskInline, AttachmentInline]
     list_display = ("id", "title", "client_name", "status", "priority", "scheduled_date", "overdue", "assigned_to")
     list_filter = ("status", "priority", "overdue", "scheduled_date")
     search_fields = ("title", "client_name")
@@ -116,6 +125,9 @@ class JobAdmin(ServiceErrorsAsMessages, StaffAdminPermissions, admin.ModelAdmin)
         obj.refresh_from_db()
 
     def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
+        if formset.model is Attachment:
+            save_attachment_formset(request, formset)
+            return
         job = form.instance
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.deleted_forms:

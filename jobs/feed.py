@@ -44,12 +44,15 @@ from jobops.jsonshape import render_each
 from jobops.live import wake_listeners
 from jobops.roles import ALL_ROLES, is_admin
 
+from .attachments.selectors import attachment_scope
+from .attachments.serializers import AttachmentReadSerializer
 from .models import Change, Job, JobTask
 from .selectors import job_scope, task_scope
 from .serializers import JobDetailSerializer, JobTaskReadSerializer
 
 JOB = Change.ObjectType.JOB
 TASK = Change.ObjectType.TASK
+ATTACHMENT = Change.ObjectType.ATTACHMENT
 
 
 class CursorExpired(ApplicationError):
@@ -81,18 +84,21 @@ class _CurrentTxid(Expression):
 
 
 class Touch(NamedTuple):
-    """What one write changed, for the feed: a job (always: its detail embeds its tasks), some of its tasks, and
-    who could see them before or after besides the admins."""
+    """What one write changed, for the feed: a job (always: its detail embeds its tasks), some of its tasks and
+    attachments, and who could see them before or after besides the admins."""
 
     job_id: int
     audience: tuple[int | None, ...]
     task_ids: tuple[int, ...] = ()
+    attachment_ids: tuple[int, ...] = ()
 
 
-def touch(job: Job, *, tasks: Iterable[int] = (), also: Iterable[int | None] = ()) -> Touch:
+def touch(
+    job: Job, *, tasks: Iterable[int] = (), attachments: Iterable[int] = (), also: Iterable[int | None] = ()
+) -> Touch:
     """The ``Touch`` of ``job`` (its current creator and assignee; ``also``: users who could see it before the
-    change, such as its previous assignee) and its tasks ``tasks``."""
-    return Touch(job.pk, (job.created_by_id, job.assigned_to_id, *also), tuple(tasks))
+    change, such as its previous assignee), its tasks ``tasks`` and its attachments ``attachments``."""
+    return Touch(job.pk, (job.created_by_id, job.assigned_to_id, *also), tuple(tasks), tuple(attachments))
 
 
 def record(*touches: Touch) -> None:
@@ -103,7 +109,11 @@ def record(*touches: Touch) -> None:
     rows: list[Change] = []
     for item in touches:
         audience: dict[int | None, None] = dict.fromkeys((None, *(u for u in item.audience if u is not None)))
-        objects = [(JOB, item.job_id), *((TASK, pk) for pk in dict.fromkeys(item.task_ids))]
+        objects = [
+            (JOB, item.job_id),
+            *((TASK, pk) for pk in dict.fromkeys(item.task_ids)),
+            *((ATTACHMENT, pk) for pk in dict.fromkeys(item.attachment_ids)),
+        ]
         rows.extend(
             Change(
                 txid=_CurrentTxid(),
@@ -232,7 +242,8 @@ def read_changes(*, user: Any, after: str | None, limit: int = 100) -> FeedPage:
         newest[key] = row
     jobs = _render(job_scope(user=user), JobDetailSerializer, [pk for kind, pk in newest if kind == JOB])
     tasks = _render(task_scope(user=user), JobTaskReadSerializer, [pk for kind, pk in newest if kind == TASK])
-    rendered = {JOB: jobs, TASK: tasks}
+    attachments = _render_attachments(user, [pk for kind, pk in newest if kind == ATTACHMENT])
+    rendered = {JOB: jobs, TASK: tasks, ATTACHMENT: attachments}
     at_field = UTCDateTimeField()
     changes = []
     for txid, pk, at, kind, object_id, job_id in newest.values():
@@ -254,6 +265,15 @@ def read_changes(*, user: Any, after: str | None, limit: int = 100) -> FeedPage:
 
 def _render(scope: Any, serializer_class: Any, ids: list[int]) -> dict[int, Any]:
     return render_each(scope.filter(pk__in=ids), serializer_class) if ids else {}
+
+
+def _render_attachments(user: Any, ids: list[int]) -> dict[int, Any]:
+    """Attachments as their detail endpoint renders them (their signed links are made per rendering, so the
+    serializer renders them, not the database), through the attachment scope (the task's): one query."""
+    if not ids:
+        return {}
+    rows = attachment_scope(user=user).filter(pk__in=ids)
+    return {row.pk: AttachmentReadSerializer(row).data for row in rows}
 
 
 # --- retention ---------------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ class Job(TimestampedModel):
     #: transaction of every write to the job or to any of its tasks. A database default too, for rows written in
     #: bulk outside the ORM (bench/datagen.py COPY).
     version = models.PositiveBigIntegerField(default=1, db_default=1, editable=False)
+    # Completing the job needs a signature attachment on one of its tasks (jobs.attachments.rules).
+    requires_signature = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["scheduled_date", "id"]
@@ -101,6 +103,47 @@ class JobTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order}. {self.title}"
+
+
+class Attachment(models.Model):
+    """A photo, signature or document on a task (``jobs.attachments``): the proof that the work was done.
+
+    The bytes live in ``STORAGES["default"]`` (S3 or the file system) under ``key``, a random name that reveals
+    nothing about the job or client; ``thumbnail_key`` is filled in by a background task (empty until then, and for
+    documents). ``job`` is the task's job, kept on the row so a job's attachments are read (and scoped) without a
+    join; a task never changes job. ``sha256`` and ``size`` describe the stored bytes (images are re-encoded
+    without their metadata, so they differ from the upload's)."""
+
+    class Kind(models.TextChoices):
+        PHOTO = "photo", "Photo"
+        SIGNATURE = "signature", "Signature"
+        DOCUMENT = "document", "Document"
+
+    task = models.ForeignKey(JobTask, on_delete=models.CASCADE, related_name="attachments")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attachments")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PHOTO)
+    caption = models.CharField(max_length=200, blank=True)
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    uploaded_at = models.DateTimeField()
+    key = models.CharField(max_length=200, unique=True)
+    thumbnail_key = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+        indexes = [
+            models.Index(fields=["task", "uploaded_at", "id"], name="attachment_task_idx"),
+            models.Index(fields=["job", "kind"], name="attachment_job_kind_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
 
 
 class Change(models.Model):

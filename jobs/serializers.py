@@ -69,6 +69,7 @@ class JobReadSerializer(ReadModelSerializer):
             "created_at",
             "updated_at",
             "completed_at",
+            "requires_signature",
             "tasks_total",
             "tasks_completed",
         ]
@@ -96,7 +97,15 @@ class JobWriteSerializer(StrictModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["title", "description", "client_name", "priority", "scheduled_date", "assigned_to"]
+        fields = [
+            "title",
+            "description",
+            "client_name",
+            "priority",
+            "scheduled_date",
+            "assigned_to",
+            "requires_signature",
+        ]
 
 
 class JobTaskCreateSerializer(StrictModelSerializer):

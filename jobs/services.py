@@ -32,11 +32,13 @@ from rest_framework.exceptions import PermissionDenied
 from accounts.models import User
 from audit.services import audit_build, audit_diff, audit_record, audit_record_many, audit_snapshot
 from equipment.models import Equipment
-from jobops.exceptions import InvalidTransition, JobFrozen, OpenTasks, OutOfOrder
+from jobops.exceptions import InvalidTransition, JobFrozen, OpenTasks, OutOfOrder, SignatureRequired
 from jobops.roles import is_admin
 from notifications import services as notifications
 
 from . import feed, rules
+from .attachments import cleanup as attachment_cleanup
+from .attachments.rules import has_signature
 from .models import Job, JobTask
 
 Status = Job.Status
@@ -51,7 +53,7 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     Status.CANCELLED: frozenset({Status.PENDING, Status.IN_PROGRESS}),
 }
 
-JOB_FIELDS = ("title", "description", "client_name", "priority", "scheduled_date", "assigned_to")
+JOB_FIELDS = ("title", "description", "client_name", "priority", "scheduled_date", "assigned_to", "requires_signature")
 JOB_AUDIT_FIELDS = (*JOB_FIELDS, "status", "overdue", "created_by", "completed_at")
 TASK_FIELDS = ("title", "description")
 TASK_AUDIT_FIELDS = ("order", "title", "description", "status", "started_at", "completed_at")
@@ -143,15 +145,18 @@ def touch_jobs(jobs: QuerySet[Job], **fields: Any) -> int:
     return jobs.update(version=F("version") + 1, **fields)
 
 
-def _changed(job: Job, *, tasks: Iterable[int] = (), also: Iterable[int | None] = ()) -> None:
-    """A write to ``job`` (and to its tasks ``tasks``) is done, inside the transaction that holds the job's lock: the
-    job's row version moves (its ETag, its tasks' and those of the lists holding them) and the change feed records
-    the job and those tasks for everyone who can see them now, or could before (``also``: a previous assignee).
-    Every service that changes a job or its tasks ends here; creation and deletion only record (a new row starts at
-    version 1, a deleted one has none)."""
+def _changed(
+    job: Job, *, tasks: Iterable[int] = (), attachments: Iterable[int] = (), also: Iterable[int | None] = ()
+) -> None:
+    """A write to ``job`` (and to its tasks ``tasks`` or attachments ``attachments``) is done, inside the transaction
+    that holds the job's lock: the job's row version moves (its ETag, its tasks' and those of the lists holding them)
+    and the change feed records the job and those objects for everyone who can see them now, or could before
+    (``also``: a previous assignee). Every service that changes a job, its tasks or its attachments ends here
+    (``jobs.attachments.services`` too); creation and deletion of a job only record (a new row starts at version 1,
+    a deleted one has none)."""
     touch_jobs(Job.objects.filter(pk=job.pk))
     job.version += 1
-    feed.record(feed.touch(job, tasks=tasks, also=also))
+    feed.record(feed.touch(job, tasks=tasks, attachments=attachments, also=also))
 
 
 def _save(instance: Any, fields: Iterable[str]) -> None:
@@ -278,7 +283,8 @@ def job_delete(*, actor: User, job_id: int) -> None:
     job = _lock_job(job_id)
     snapshot = audit_snapshot(job, JOB_AUDIT_FIELDS)
     snapshot["tasks"] = list(job.tasks.order_by("order").values_list("pk", flat=True))
-    feed.record(feed.touch(job, tasks=snapshot["tasks"]))
+    attachment_ids, attachment_keys = attachment_cleanup.attachments_of(job_id=job.pk)
+    feed.record(feed.touch(job, tasks=snapshot["tasks"], attachments=attachment_ids))
     audit_record(
         actor=actor,
         action="job.deleted",
@@ -287,6 +293,7 @@ def job_delete(*, actor: User, job_id: int) -> None:
         changes={key: [value, None] for key, value in snapshot.items()},
     )
     job.delete()
+    attachment_cleanup.remove_after_commit(attachment_keys)  # the attachments went with the job; their objects now
 
 
 def _transition(
@@ -332,6 +339,8 @@ def job_complete(*, actor: User, job_id: int, now: datetime.datetime | None = No
     open_tasks = job.tasks.exclude(status=TaskStatus.COMPLETED).count()
     if open_tasks:
         raise OpenTasks(f"The job still has {open_tasks} task(s) that are not completed.")
+    if job.requires_signature and not has_signature(job):
+        raise SignatureRequired("This job requires a signature: attach one (kind signature) to one of its tasks.")
     _transition(actor=actor, job=job, target=Status.COMPLETED, action="job.completed", extra={"completed_at": now})
     notifications.notify_job_completed(job=job)
     return job
@@ -441,8 +450,10 @@ def task_delete(*, actor: User, task_id: int) -> None:
     _ensure_not_frozen(job)
     snapshot = _task_snapshot(task, sorted(task.required_equipment.values_list("pk", flat=True)))
     _audit_task(actor, "task.deleted", task, {key: [value, None] for key, value in snapshot.items()})
+    attachment_ids, attachment_keys = attachment_cleanup.attachments_of(task_id=task.pk)
     task.delete()
-    _changed(job, tasks=[task_id])
+    _changed(job, tasks=[task_id], attachments=attachment_ids)
+    attachment_cleanup.remove_after_commit(attachment_keys)
 
 
 def _ensure_predecessors_completed(job: Job, task: JobTask) -> None:

@@ -10,4 +10,4 @@ class TasksConfig(AppConfig):
     def ready(self) -> None:
         # Register the tasks in every process that loads Django (web, worker, beat, manage.py), not only where
         # CELERY_IMPORTS is processed (the worker), so their names resolve everywhere.
-        from . import emails, feed, idempotency, overdue, webhooks  # noqa: F401
+        from . import attachments, emails, feed, idempotency, overdue, webhooks  # noqa: F401

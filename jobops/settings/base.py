@@ -208,7 +208,7 @@ USE_TZ = True
 # --- Static files (whitenoise serves them under gunicorn, so Swagger UI/ReDoc work offline) -----------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STORAGES = {
+STORAGES: dict[str, dict[str, object]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
@@ -219,6 +219,37 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Attachments (jobs.attachments): S3 (or MinIO) when S3_BUCKET is set, the file system under var/ otherwise -------
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+S3_BUCKET = env.str("S3_BUCKET", default="")
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,  # MinIO, moto, other S3-compatible stores
+            "region_name": env.str("S3_REGION", default="") or None,
+            # Empty: boto3's own chain (AWS_* env vars, an instance role).
+            "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+            "addressing_style": env.str("S3_ADDRESSING_STYLE", default="") or None,  # "path" for MinIO
+            "default_acl": None,  # never public-read: objects take the bucket's (private) policy
+            "querystring_auth": True,
+            # The presigned URL behind a JobOps link (a 302) lives this long: JobOps' own link decides access.
+            "querystring_expire": env.int("S3_PRESIGNED_SECONDS", default=60),
+            "file_overwrite": False,
+        },
+    }
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# Images above this many pixels are refused before they are decoded (decompression bombs): 40 MP ~ 120 MB as RGB.
+ATTACHMENT_MAX_PIXELS = env.int("ATTACHMENT_MAX_PIXELS", default=40_000_000)
+# How long the JobOps-signed links in `url` and `thumbnail_url` stay valid.
+ATTACHMENT_URL_SECONDS = env.int("ATTACHMENT_URL_SECONDS", default=300)
+# Images decoded at once per process (memory: each decode holds up to ATTACHMENT_MAX_PIXELS x 4 bytes).
+ATTACHMENT_DECODE_SLOTS = env.int("ATTACHMENT_DECODE_SLOTS", default=2)
+# The daily sweep removes objects without a row once they are this old (an upload still in flight is younger).
+ATTACHMENT_ORPHAN_GRACE_HOURS = env.int("ATTACHMENT_ORPHAN_GRACE_HOURS", default=24)
 
 # --- Request limits ---------------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
@@ -283,6 +314,7 @@ SPECTACULAR_SETTINGS = {
         "EquipmentTypeEnum": "equipment.models.Equipment.Type",
         "AuditSourceEnum": "audit.models.AuditEntry.Source",
         "NotificationKindPreferenceEnum": "notifications.preferences.KINDS",
+        "AttachmentKindEnum": "jobs.models.Attachment.Kind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -371,7 +403,14 @@ CELERY_TASK_TIME_LIMIT = 300  # well below RabbitMQ's 30 min consumer_timeout
 # Publishing while the broker is down fails fast (the outbox sweep retries later) instead of hanging a request.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_IMPORTS = ["tasks.overdue", "tasks.emails", "tasks.feed", "tasks.webhooks", "tasks.idempotency"]
+CELERY_IMPORTS = [
+    "tasks.overdue",
+    "tasks.emails",
+    "tasks.feed",
+    "tasks.webhooks",
+    "tasks.idempotency",
+    "tasks.attachments",
+]
 
 # Offline-safe writes (jobops.idempotency): how long a stored response answers a retried Idempotency-Key, and the
 # paths where the header is ignored (the token endpoints: a token pair must never be handed out twice).
@@ -432,6 +471,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobops.purge_idempotency_keys",
         "schedule": crontab(minute=17),
         "options": {"expires": 3000},
+    },
+    # https://crontab.guru/#*/10_*_*_*_* : every 10 minutes, queue again the thumbnails never made (broker down)
+    "requeue-attachment-thumbnails": {
+        "task": "jobs.requeue_attachment_thumbnails",
+        "schedule": crontab(minute="*/10"),
+        "options": {"expires": 540},
+    },
+    # https://crontab.guru/#45_3_*_*_* : daily at 03:45, find objects without a row (removed) and rows without one
+    "sweep-attachment-objects": {
+        "task": "jobs.sweep_attachment_objects",
+        "schedule": crontab(hour=3, minute=45),
+        "options": {"expires": 3600},
     },
     # https://crontab.guru/#*_*_*_*_* : every minute, re-enqueue outbox rows the broker never got
     "requeue-unsent-notifications": {

@@ -16,9 +16,11 @@ import pytest
 
 from .support import ROOT, interpolate_defaults, load_yaml
 
-SERVICES = {"db", "rabbitmq", "redis", "mailhog", "web", "ws", "worker", "beat"}
+SERVICES = {"db", "rabbitmq", "redis", "mailhog", "minio", "minio-init", "web", "ws", "worker", "beat"}
 APP_SERVICES = ("web", "ws", "worker", "beat")
 INFRA = ("db", "rabbitmq", "redis")
+#: One-shot set-up containers: they run to completion, and the app roles wait for that.
+ONE_SHOT = ("minio-init",)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def test_the_vendored_schema_catches_mistakes(schema_validator, compose):
     assert any("service_ready" in m for m in messages)
 
 
-def test_exactly_the_eight_services(compose):
+def test_exactly_these_services(compose):
     assert set(compose["services"]) == SERVICES
 
 
@@ -81,6 +83,7 @@ def test_app_environment_points_at_the_compose_services(compose):
     assert env["CELERY_RESULT_BACKEND"] == "redis://redis:6379/1"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert (env["EMAIL_HOST"], env["EMAIL_PORT"]) == ("mailhog", "1025")
+    assert (env["S3_BUCKET"], env["S3_ENDPOINT_URL"]) == ("jobops-attachments", "http://minio:9000")
     assert compose["x-app"]["env_file"] == ".env"
 
 
@@ -91,6 +94,8 @@ def test_dependencies_wait_for_healthy_services(compose):
         assert isinstance(depends, dict), f"{name}: depends_on must use conditions"
         for infra in INFRA:
             assert depends[infra] == {"condition": "service_healthy"}, f"{name} -> {infra}"
+        for setup in ONE_SHOT:
+            assert depends[setup] == {"condition": "service_completed_successfully"}, f"{name} -> {setup}"
     # ws, workers and beat start only after web has applied the migrations (web is healthy once gunicorn serves).
     for name in ("ws", "worker", "beat"):
         assert services[name]["depends_on"]["web"] == {"condition": "service_healthy"}
@@ -187,3 +192,24 @@ def test_docker_compose_cli_accepts_the_files(tmp_path):
             ["docker-compose", *args, "config", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
+
+
+def test_minio_holds_the_attachments_in_a_private_bucket_created_at_start_up(compose):
+    services = compose["services"]
+    minio = services["minio"]
+    assert minio["image"].startswith("minio/minio:") and minio["command"] == ["server", "/data"]
+    assert "mc ready local" in " ".join(minio["healthcheck"]["test"])
+    assert not minio.get("ports"), "MinIO stays inside the network"
+    volumes = dict(v.split(":", 1)[::-1] for v in minio["volumes"])
+    assert volumes["/data"] in compose["volumes"]
+    init = services["minio-init"]
+    assert init["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    script = " ".join(init["command"])
+    assert "mc mb --ignore-existing" in script and "mc anonymous set none" in script
+    assert init["restart"] == "no"
+    # The app and MinIO agree on the credentials and the bucket.
+    app_env = {k: interpolate_defaults(str(v)) for k, v in compose["x-app"]["environment"].items()}
+    minio_env = {k: interpolate_defaults(str(v)) for k, v in minio["environment"].items()}
+    assert minio_env["MINIO_ROOT_USER"] == app_env["S3_ACCESS_KEY_ID"]
+    assert minio_env["MINIO_ROOT_PASSWORD"] == app_env["S3_SECRET_ACCESS_KEY"]
+    assert interpolate_defaults(str(init["environment"]["S3_BUCKET"])) == app_env["S3_BUCKET"]

@@ -205,8 +205,11 @@ def test_every_role_is_authenticated_and_admin_reaches_every_operation(results):
             if any(counts["accepted"] for counts in phases.values())
         ]
         assert accepted, f"{role}: no operation accepted a single request"
-    # The admin may do everything, so an operation answering the admin only 401/403 means broken auth.
-    assert results["admin"]["warnings"]["missing_auth"] == []
+    # The admin may do everything, so an operation answering the admin only 401/403 means broken auth. Except the
+    # signed links of attachments: they take no JWT, only a signature the server issued (which a fuzzer cannot
+    # forge, so every generated request is a 403); tests/jobs/test_attachments.py follows real ones.
+    signed_links = {"GET /api/attachments/{id}/content/", "GET /api/attachments/{id}/thumbnail/"}
+    assert set(results["admin"]["warnings"]["missing_auth"]) - signed_links == set()
 
 
 def test_the_run_is_large_enough(results):

@@ -44,6 +44,7 @@ def test_admin_creates_job_with_tasks_through_services(admin_client, technician)
         "scheduled_date": "2031-01-01",
         "assigned_to": technician.pk,
         **_inline("tasks", [{"title": "first", "description": ""}, {"title": "second", "description": ""}]),
+        **_inline("attachments", []),
     }
     response = client.post("/admin/jobs/job/add/", data)
     assert response.status_code == 302, response.content[:2000]
@@ -66,6 +67,7 @@ def test_admin_edit_of_frozen_job_is_refused(admin_client, sales_agent):
         "scheduled_date": job.scheduled_date.isoformat(),
         "assigned_to": "",
         **_inline("tasks", []),
+        **_inline("attachments", []),
     }
     response = client.post(f"/admin/jobs/job/{job.pk}/change/", data, follow=True)
     assert response.status_code == 403
@@ -120,6 +122,53 @@ def test_admin_delete_and_cancel_action(admin_client, sales_agent):
     assert response.status_code == 302
     assert not Job.objects.filter(pk=gone.pk).exists()
     assert AuditEntry.objects.filter(action="job.deleted", object_id=gone.pk, source="admin").count() == 1
+
+
+def test_admin_shows_attachments_with_thumbnails_and_deletes_through_the_service(
+    admin_client, sales_agent, technician, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    import io
+
+    from jobs.attachments import services as attachment_services
+    from jobs.models import Attachment
+
+    from .attachment_files import PDF, jpeg_with_gps
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    client, _user = admin_client
+    job = JobFactory(created_by=sales_agent, assigned_to=technician)
+    task = JobTaskFactory(job=job, order=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = attachment_services.attachment_upload(
+            actor=technician, task_id=task.pk, upload=io.BytesIO(jpeg_with_gps()), size=1000
+        )
+        document = attachment_services.attachment_upload(
+            actor=technician, task_id=task.pk, upload=io.BytesIO(PDF), size=len(PDF), kind="document"
+        )
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+    assert f"/api/attachments/{photo.pk}/thumbnail/?exp=" in page and "<img" in page
+    assert f"/api/attachments/{document.pk}/content/?exp=" in page
+    data = {
+        "title": job.title,
+        "description": "",
+        "client_name": job.client_name,
+        "priority": job.priority,
+        "scheduled_date": job.scheduled_date.isoformat(),
+        "assigned_to": technician.pk,
+        **_inline("tasks", [{"id": task.pk, "job": job.pk, "title": task.title, "description": ""}], initial=1),
+        **_inline(
+            "attachments",
+            [{"id": photo.pk, "job": job.pk, "DELETE": "on"}, {"id": document.pk, "job": job.pk}],
+            initial=2,
+        ),
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/jobs/job/{job.pk}/change/", data)
+    assert response.status_code == 302, response.content[:3000]
+    assert list(Attachment.objects.values_list("pk", flat=True)) == [document.pk]
+    entry = AuditEntry.objects.get(action="attachment.deleted")
+    assert entry.object_id == photo.pk and entry.source == "admin"
+    assert not (tmp_path / photo.key).exists() and (tmp_path / document.key).exists()
 
 
 def test_seed_demo_is_idempotent(capsys):

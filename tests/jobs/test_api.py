@@ -257,6 +257,7 @@ def test_job_shapes(people, world):
         "created_at",
         "updated_at",
         "completed_at",
+        "requires_signature",
         "tasks_total",
         "tasks_completed",
     }

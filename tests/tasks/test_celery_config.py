@@ -68,7 +68,7 @@ def test_full_stack_settings_contract(tmp_path):
     assert conf["serializer"] == "json" and conf["accept"] == ["json"]
     assert conf["eager"] is False and conf["broker"].startswith("amqp://")
     assert conf["timezone"] == "Europe/Paris"
-    assert set(conf["imports"]) >= {"tasks.overdue", "tasks.emails", "tasks.feed"}
+    assert set(conf["imports"]) >= {"tasks.overdue", "tasks.emails", "tasks.feed", "tasks.attachments"}
     assert {
         "jobs.flag_overdue_jobs",
         "jobs.prune_change_feed",
@@ -98,6 +98,8 @@ def test_beat_schedule_names_registered_tasks(settings):
         "notifications.requeue_unsent",
         "jobs.relay_webhooks",
         "jobops.purge_idempotency_keys",
+        "jobs.sweep_attachment_objects",
+        "jobs.requeue_attachment_thumbnails",
     }
 
 
