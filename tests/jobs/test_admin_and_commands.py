@@ -97,7 +97,7 @@ def test_admin_shows_a_frozen_job_read_only_with_the_reason(admin_client, sales_
     assert "done already" in page
     open_job = JobFactory(created_by=sales_agent, title="Open")
     page = client.get(f"/admin/jobs/job/{open_job.pk}/change/").content.decode()
-    assert 'name="_save"' in page and "read-only" not in page
+    assert 'name="_save"' in page and "so it and its tasks are read-only" not in page
 
 
 def test_admin_changelist_and_change_page_render(admin_client, sales_agent):
