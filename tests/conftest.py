@@ -31,6 +31,18 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _celery_joins_allowed():
+    """Celery's process-wide "a join would block" flag back to its default before each test: a test that builds a
+    worker's components in this process (the live-stream and worker drills) can leave it set, and every later
+    ``.delay(...).get()`` in eager mode then raises "Never call result.get() within a task!" (the failures moved
+    with the test order)."""
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+    yield
+
+
 def require_service(name: str, available: bool, why: str = "") -> None:
     """Skip (locally) or fail (CI, JOBOPS_REQUIRE_SERVICES=1) when a service a test needs is missing."""
     if available:
