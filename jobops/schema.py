@@ -235,9 +235,15 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
             if "requestBody" in operation:
                 responses.setdefault("413", _response("Request body larger than the server accepts.", _ERROR))
                 responses.setdefault("415", _response("The body is not `application/json`.", _ERROR))
+            if any(parameter.get("in") == "query" for parameter in operation.get("parameters", [])):
+                # Not JobOps' answer: gunicorn's own (an HTML page) when the request line is over its
+                # limit_request_line, which an over-long query string can reach before Django sees it.
+                responses.setdefault(
+                    "414", {"description": "URI too long: the query string is over the server's limit."}
+                )
             for code, response in responses.items():
                 # An error a view documents with a description only (a 410, say) still has the one Error body.
-                if str(code).startswith("4") and str(code) != "400" and "content" not in response:
+                if str(code).startswith("4") and str(code) not in ("400", "414") and "content" not in response:
                     response["content"] = {"application/json": {"schema": _ERROR}}
             for parameter in operation.get("parameters", []):
                 # Object ids are positive: documenting it keeps generated clients and fuzzers from sending 0 or -1.
