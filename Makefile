@@ -13,7 +13,7 @@ PORT := $(or $(PORT),8000)
 APPS := accounts audit equipment jobs jobops notifications tasks
 RUN_ENV := DJANGO_DEBUG=1 DJANGO_SECRET_KEY=local-dev-$(shell hostname)-jobops-embedded-default-key
 
-.PHONY: run test install install-dev lint format check-schema bench clean
+.PHONY: run test install install-dev lint format check-schema bench drill clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,14 @@ check-schema: install-dev
 
 bench: install-dev
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+## make drill: the scale-out drill (ops/drill.py): 2 web + 2 ASGI nodes, 2 workers and beat on a PostgreSQL primary
+## with a streaming standby, RabbitMQ and Redis behind fault proxies; DURATION seconds of mixed load with faults, then
+## the checks, a login storm, and var/drill/REPORT.md + timeline.png. Needs the local RabbitMQ and Redis, root (the
+## PostgreSQL pair runs as the postgres user) and Debian's PostgreSQL binaries. DRILL_ARGS: more options (--help).
+DURATION ?= 240
+drill: install-dev
+	$(PY) ops/drill.py --duration $(DURATION) $(DRILL_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache .coverage
