@@ -2,7 +2,7 @@
 
 Services raise Django's ``ValidationError`` for bad input (-> 400 with field errors), DRF's ``PermissionDenied``
 for role rules (-> 403) and an ``ApplicationError`` subclass for business-rule conflicts (-> 409 with
-``{"detail": ..., "code": ...}``).
+``{"detail": ..., "code": ...}``). An unreachable database is a 503 with ``Retry-After`` (``jobops.unavailable``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from . import unavailable
 
 
 class ApplicationError(Exception):
@@ -66,6 +68,18 @@ class InUse(ApplicationError):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    reason = unavailable.unavailable_reason(exc)
+    if reason is not None:
+        # The database is unreachable (jobops.unavailable): 503 + Retry-After, a warning, no traceback.
+        unavailable.log_unavailable(context["request"], exc, reason)
+        unavailable.discard_broken_connections()
+        unavailable_response = Response(
+            {"detail": unavailable.DETAIL, "code": unavailable.CODE},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": unavailable.retry_after()},
+        )
+        unavailable_response._has_been_logged = True  # type: ignore[attr-defined]  # logged above; no ERROR line from Django
+        return unavailable_response
     if isinstance(exc, ApplicationError):
         return Response(
             {"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code, headers=exc.headers

@@ -241,6 +241,23 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 responses.setdefault(
                     "414", {"description": "URI too long: the query string is over the server's limit."}
                 )
+            # Any operation, when PostgreSQL cannot be reached for a moment (jobops.unavailable).
+            responses.setdefault(
+                "503",
+                {
+                    **_response(
+                        "`service_unavailable`: the database cannot be reached for a moment; nothing was changed. "
+                        "Retry after `Retry-After` seconds.",
+                        _ERROR,
+                    ),
+                    "headers": {
+                        "Retry-After": {
+                            "schema": {"type": "integer", "minimum": 1},
+                            "description": "Seconds to wait before retrying.",
+                        }
+                    },
+                },
+            )
             for code, response in responses.items():
                 # An error a view documents with a description only (a 410, say) still has the one Error body.
                 if str(code).startswith("4") and str(code) not in ("400", "414") and "content" not in response:

@@ -30,4 +30,6 @@ def send_task_by_name(name: str, args: Sequence[Any] = ()) -> AsyncResult[Any]:
             app.loader.import_default_modules()
             task = app.tasks[name]
         return task.apply_async(args=tuple(args))
-    return app.send_task(name, args=list(args))
+    # ignore_result as the task itself would have it (CELERY_TASK_IGNORE_RESULT): without it send_task subscribes to
+    # the result backend (Redis) before publishing, so a Redis outage would fail every publish (issue 19).
+    return app.send_task(name, args=list(args), ignore_result=app.conf.task_ignore_result)

@@ -19,24 +19,71 @@ case-folded), so look-alike spellings of one account (``ａｄｍｉｎ``, ``�
 
 Counters are fixed windows updated with the cache's atomic ``add`` and ``incr`` (never a read followed by a write),
 so concurrent requests cannot slip extra attempts through. ``Retry-After`` is the time to the end of the window.
+
+**Redis unreachable** (issue 19): logins keep working. Throttling degrades to per-process limits while Redis is
+unreachable: the counters move to a local-memory cache of this process (each web process then allows the full
+rate, and the budgets counted in Redis are not seen), with one WARNING per failure. After a failure Redis is not
+tried again for ``SHARED_CACHE_RETRY_SECONDS`` (3 s), so a down Redis costs one failed connect per process every few
+seconds, not one per request (a refused connect fails at once; a silent host costs up to the cache's 2 s
+``socket_connect_timeout``). When Redis answers again the shared counters take over; what was counted locally in
+between is forgotten.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import unicodedata
 from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+logger = logging.getLogger(__name__)
+
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+#: After the shared cache (Redis) failed, how long this process counts locally before trying it again (seconds).
+SHARED_CACHE_RETRY_SECONDS = 3.0
+#: The per-process counters used while the shared cache is unreachable.
+fallback_cache = LocMemCache("jobops-throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 10_000}})
+_shared_down_until = 0.0
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A failure to reach the cache server (redis-py's errors, socket errors), not a cache answer such as the
+    ``ValueError`` of ``incr`` on a missing key."""
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - redis is a requirement
+        return isinstance(exc, OSError)
+    return isinstance(exc, RedisError | OSError)
+
+
+def _cache_call(method: str, *args: Any) -> Any:
+    """``cache.<method>(*args)`` on the shared cache, or on this process's fallback while it is unreachable."""
+    global _shared_down_until
+    if time.monotonic() >= _shared_down_until:
+        try:
+            return getattr(cache, method)(*args)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            _shared_down_until = time.monotonic() + SHARED_CACHE_RETRY_SECONDS
+            logger.warning(
+                "login throttles: the shared cache is unreachable (%s: %s); counting in this process for %.0f s",
+                type(exc).__name__,
+                exc,
+                SHARED_CACHE_RETRY_SECONDS,
+            )
+    return getattr(fallback_cache, method)(*args)
 
 
 def login_identity(username: str) -> str:
@@ -69,11 +116,11 @@ def _window(seconds: int) -> tuple[int, float]:
 
 def _count(key: str, seconds: int) -> int:
     """Add one to ``key`` atomically and return the new value (the key lives for the window)."""
-    cache.add(key, 0, seconds + 1)
+    _cache_call("add", key, 0, seconds + 1)
     try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, seconds + 1)
+        return int(_cache_call("incr", key))
+    except ValueError:  # expired between add and incr (or Redis failed in between: the local copy has no key)
+        _cache_call("add", key, 1, seconds + 1)
         return 1
 
 
@@ -168,9 +215,9 @@ class LoginFailureThrottle(_AtomicRateThrottle):
             return True
         identity = login_identity(username)
         key, num, _seconds, self._wait = _failures_key(identity)
-        if (cache.get(key) or 0) < num:
+        if (_cache_call("get", key) or 0) < num:
             return True
-        return bool(cache.get(_known_key(identity, client_ident(request))))
+        return bool(_cache_call("get", _known_key(identity, client_ident(request))))
 
 
 def login_failed(request: HttpRequest | Request, username: str) -> None:
@@ -182,7 +229,7 @@ def login_failed(request: HttpRequest | Request, username: str) -> None:
 def login_succeeded(request: HttpRequest | Request, username: str) -> None:
     """A successful login: remember the client as one the account's owner uses."""
     days = getattr(settings, "LOGIN_KNOWN_CLIENT_DAYS", 30)
-    cache.set(_known_key(login_identity(username), client_ident(request)), 1, days * 86400)
+    _cache_call("set", _known_key(login_identity(username), client_ident(request)), 1, days * 86400)
 
 
 #: The login endpoints' throttles, in the order they are checked (the API view and the admin login form).

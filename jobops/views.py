@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
@@ -9,6 +10,8 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.views.decorators.http import require_safe
 from django.views.defaults import page_not_found
+
+from . import unavailable
 
 
 @require_safe
@@ -30,6 +33,12 @@ def not_found(request: HttpRequest, exception: Exception | None = None, **kwargs
 
 
 def server_failure(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    # Django calls handler500 inside its except block: an unreachable database is a 503, not a 500
+    # (jobops.unavailable; this covers what DRF's exception handler does not see: middleware, the admin, /live/).
+    exc = sys.exc_info()[1]
+    reason = unavailable.unavailable_reason(exc)
+    if exc is not None and reason is not None:
+        return unavailable.unavailable_response(request, exc, reason)
     # A plain page, not django.views.defaults.server_error: that view runs the CSRF check again
     # (requires_csrf_token), which re-reads the body that may be what failed, and a 500 page needs no token.
     if request.path.startswith("/api/"):

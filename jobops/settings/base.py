@@ -120,6 +120,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if env.bool("DB_SERVER_SIDE_BINDING", default=True):
         DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5)
+# A request that finds the database unreachable answers 503 with this Retry-After (seconds; jobops.unavailable).
+DB_UNAVAILABLE_RETRY_AFTER = env.int("DB_UNAVAILABLE_RETRY_AFTER", default=5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if not env.str("DATABASE_URL", default=""):
         VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -127,3 +127,18 @@ def test_every_operation_with_a_query_string_documents_gunicorns_414(schema):
             seen += 1
             assert "414" in operation["responses"], (method, path)
     assert seen > 10
+
+
+def test_every_operation_documents_the_503_of_an_unreachable_database(schema):
+    """Issue 19: any operation answers 503 ``service_unavailable`` with Retry-After while PostgreSQL is unreachable
+    (jobops.unavailable); documented with the one Error body."""
+    seen = 0
+    for path, method, operation in _operations(schema):
+        seen += 1
+        response = operation["responses"]["503"]
+        assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, (
+            method,
+            path,
+        )
+        assert response["headers"]["Retry-After"]["schema"]["type"] == "integer", (method, path)
+    assert seen > 10

@@ -54,4 +54,21 @@ def test_with_a_broker_it_publishes_by_name(monkeypatch):
     sent = []
     monkeypatch.setattr(app, "send_task", lambda name, **kw: sent.append((name, kw)) or "async-result")
     assert send_task_by_name("notifications.deliver", args=(7,)) == "async-result"
-    assert sent == [("notifications.deliver", {"args": [7]})]
+    assert sent == [("notifications.deliver", {"args": [7], "ignore_result": True})]
+
+
+def test_publishing_never_touches_the_result_backend(monkeypatch):
+    """Issue 19: nothing reads task results (CELERY_TASK_IGNORE_RESULT), so a publish must not subscribe to the
+    result backend first. It did (send_task's default): with the Redis result backend down each publish from the web
+    spent 19 s in the backend's reconnect loop and then failed."""
+    assert app.conf.task_ignore_result is True
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+
+    def result_store_down(*args, **kwargs):
+        raise ConnectionError("result backend unreachable")
+
+    monkeypatch.setattr(app.backend, "on_task_call", result_store_down)
+    published = []
+    monkeypatch.setattr(app.amqp, "send_task_message", lambda producer, name, message, **kw: published.append(name))
+    send_task_by_name("notifications.deliver", args=(1,))
+    assert published == ["notifications.deliver"]

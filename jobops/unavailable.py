@@ -1,0 +1,124 @@
+"""The database is unreachable for a moment: 503 with ``Retry-After``, never a 500 (issue 19, the scale-out drill).
+
+When PostgreSQL refuses connections, drops an open one mid-request, or is shutting down or starting up, every request
+that touches it fails with ``django.db.OperationalError`` (psycopg's error as its ``__cause__``). That is not a bug
+of the request: the client should retry shortly. Such a request answers **503** ``{"detail", "code":
+"service_unavailable"}`` (the one error shape; a short HTML page outside ``/api/``) with ``Retry-After:
+DB_UNAVAILABLE_RETRY_AFTER`` (5 s), and logs one WARNING with the reason, no traceback; Django's "Internal Server
+Error" line is not written. Its transaction rolled back (``transaction.atomic`` does; nothing half-written stays) and
+the broken connection is closed here, so the next request opens a fresh one (``CONN_HEALTH_CHECKS`` would also
+catch it, one query later).
+
+Two places answer, between them every path:
+
+- the DRF exception handler (``jobops.exceptions``) for anything raised inside an API view: permissions,
+  authentication (the user row), throttles, the view, its services; it answers in every mode, ``DEBUG`` included;
+- ``handler500`` (``jobops.views.server_failure``) for everything else: middleware that runs outside DRF (the
+  ``Idempotency-Key`` lookup and lock, the session and user of the admin), the admin, ``/live/``. Django calls it
+  inside its ``except`` block, so ``sys.exc_info()`` holds the error. (An outer middleware's ``try`` never sees
+  it: Django turns each middleware's exceptions into a response first.) With ``DEBUG`` on Django shows its debug
+  page instead of calling ``handler500``; that is development only.
+
+What counts as "unavailable" (:func:`unavailable_reason`), read from psycopg's error in the chain:
+
+- an ``OperationalError`` without an SQLSTATE: the server never answered (connection refused, closed, lost, a
+  connect timeout);
+- SQLSTATE class 08 (connection exception), 57P01 ``admin_shutdown``, 57P02 ``crash_shutdown``, 57P03
+  ``cannot_connect_now`` (starting up or shutting down), 53300 ``too_many_connections``;
+- 40001 ``serialization_failure`` and 40P01 ``deadlock_detected``: the transaction was rolled back as a whole and
+  the same request succeeds when retried, which is what 503 + ``Retry-After`` tells the client. A deadlock still
+  shows in the WARNING line (its reason is ``deadlock_detected``), so a lock-ordering bug stays visible.
+
+Anything else (a statement timeout 57014, a failed login 28P01, SQLite's "database is locked", any programming or
+data error) stays a 500 with its traceback: those are bugs or configuration to fix, not an outage to wait out.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger("jobops.db")
+
+CODE = "service_unavailable"
+DETAIL = "The service is briefly unavailable (its database cannot be reached); retry after Retry-After seconds."
+
+#: SQLSTATEs (besides class 08 and no SQLSTATE at all) that mean "retry shortly", with the name logged.
+TRANSIENT_SQLSTATES = {
+    "57P01": "admin_shutdown",
+    "57P02": "crash_shutdown",
+    "57P03": "cannot_connect_now",
+    "53300": "too_many_connections",
+    "40001": "serialization_failure",
+    "40P01": "deadlock_detected",
+}
+
+
+def unavailable_reason(exc: BaseException | None) -> str | None:
+    """A short reason when ``exc`` (or what it was raised from) means the database cannot serve this request now
+    and a retry will do (see the module docstring); ``None`` for anything else."""
+    for _ in range(8):  # Django's wrapper -> psycopg's error; never loop on a cycle
+        if exc is None:
+            return None
+        if isinstance(exc, psycopg.OperationalError):
+            state = exc.sqlstate
+            if state is None:
+                return "connection_failure"
+            if state.startswith("08"):
+                return f"connection_exception_{state}"
+            return TRANSIENT_SQLSTATES.get(state)
+        if isinstance(exc, psycopg.Error):
+            return None
+        exc = exc.__cause__
+    return None
+
+
+def retry_after() -> str:
+    return str(settings.DB_UNAVAILABLE_RETRY_AFTER)
+
+
+def discard_broken_connections() -> None:
+    """Close every connection of this thread that saw an error: a dead socket must not serve the next request.
+    Inside a transaction Django only marks it closed; the outermost ``atomic`` then forgets it."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred:
+            try:
+                conn.close()
+            except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped either way
+                logger.debug("closing a broken database connection failed: %s", exc)
+                conn.connection = None
+
+
+def log_unavailable(request: HttpRequest, exc: BaseException, reason: str) -> None:
+    logger.warning(
+        "database unavailable (%s), answering 503: %s %s: %s: %s",
+        reason,
+        request.method,
+        request.path,
+        type(exc).__name__,
+        str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+        extra={"reason": reason, "status": 503},
+    )
+
+
+def unavailable_response(request: HttpRequest, exc: BaseException, reason: str) -> HttpResponse:
+    """The 503 of ``handler500`` (outside DRF): JSON under ``/api/``, a short page elsewhere."""
+    log_unavailable(request, exc, reason)
+    discard_broken_connections()
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": DETAIL, "code": CODE}, status=503)
+    else:
+        response = HttpResponse(
+            "<h1>Service Unavailable (503)</h1><p>Please try again in a few seconds.</p>",
+            status=503,
+            content_type="text/html",
+        )
+    response["Retry-After"] = retry_after()
+    # Logged above as a warning: Django's log_response would add an ERROR line with the traceback.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response

@@ -1,0 +1,145 @@
+"""An unreachable database is a 503 with ``Retry-After`` in the one error shape, never a 500 (``jobops.unavailable``).
+
+Unit level, on any database: every query raises what Django raises when PostgreSQL is gone (``OperationalError``
+from psycopg's). The real thing, a live server whose PostgreSQL is cut by a proxy, is in
+``tests/jobops/test_database_outage.py``."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import contextmanager
+
+import django.db
+import psycopg
+import pytest
+from django.db.backends.utils import CursorWrapper
+from django.test import Client
+from rest_framework.test import APIClient
+
+from jobops.unavailable import unavailable_reason
+from tests.factories import DEFAULT_PASSWORD
+
+
+def _django_error(cause: BaseException, cls: type[Exception] = django.db.OperationalError) -> Exception:
+    try:
+        raise cls(str(cause)) from cause
+    except Exception as exc:  # noqa: BLE001 - built only to carry the chain
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("cause", "expected"),
+    [
+        (psycopg.OperationalError("connection failed: Connection refused"), "connection_failure"),
+        (
+            psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"),
+            "connection_failure",
+        ),
+        (psycopg.errors.ConnectionTimeout("connection timeout expired"), "connection_failure"),
+        (psycopg.errors.ConnectionFailure("08006"), "connection_exception_08006"),
+        (psycopg.errors.AdminShutdown("terminating connection"), "admin_shutdown"),
+        (psycopg.errors.CannotConnectNow("the database system is starting up"), "cannot_connect_now"),
+        (psycopg.errors.TooManyConnections("too many clients"), "too_many_connections"),
+        (psycopg.errors.SerializationFailure("could not serialize"), "serialization_failure"),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), "deadlock_detected"),
+        # Bugs and configuration: still a 500.
+        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), None),
+        (psycopg.errors.InvalidPassword("password authentication failed"), None),
+        (psycopg.errors.UndefinedTable("relation does not exist"), None),
+        (psycopg.InterfaceError("the cursor is closed"), None),
+        (sqlite3.OperationalError("database is locked"), None),
+    ],
+)
+def test_which_database_errors_mean_unavailable(cause, expected):
+    assert unavailable_reason(_django_error(cause)) == expected
+
+
+def test_non_database_errors_are_not_unavailable():
+    assert unavailable_reason(None) is None
+    assert unavailable_reason(ValueError("x")) is None
+    assert unavailable_reason(_django_error(ValueError("x"), RuntimeError)) is None
+
+
+@contextmanager
+def database_gone(cause: BaseException | None = None):
+    """Every query from here on fails as it does when PostgreSQL refuses connections."""
+    cause = cause or psycopg.OperationalError("connection failed: Connection refused")
+    original = CursorWrapper._execute_with_wrappers
+
+    def fail(*args, **kwargs):
+        raise _django_error(cause)
+
+    CursorWrapper._execute_with_wrappers = fail  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CursorWrapper._execute_with_wrappers = original  # type: ignore[method-assign]
+
+
+def _client(user=None) -> APIClient:
+    from tests.conftest import client_for
+
+    client = client_for(user)
+    client.raise_request_exception = False  # what a real server does: the handlers answer
+    return client
+
+
+def _assert_503_json(response):
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "5"
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": response.json()["detail"], "code": "service_unavailable"}
+
+
+@pytest.mark.django_db
+def test_api_read_write_keyed_write_and_login_answer_503(admin_user, technician, caplog):
+    body = {"title": "Boiler", "client_name": "ACME", "scheduled_date": "2031-01-01", "assigned_to": technician.pk}
+    client = _client(admin_user)
+    anonymous = _client()
+    with caplog.at_level(logging.INFO), database_gone():
+        _assert_503_json(client.get("/api/jobs/"))  # DRF: the JWT's user row
+        _assert_503_json(client.post("/api/jobs/", body, format="json"))
+        # Idempotency-Key: its middleware authenticates and locks outside DRF (handler500 answers)
+        _assert_503_json(client.post("/api/jobs/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1"))
+        _assert_503_json(anonymous.post("/api/auth/token/", {"username": "admin1", "password": DEFAULT_PASSWORD}))
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    warnings = [r for r in caplog.records if r.name == "jobops.db" and r.levelno == logging.WARNING]
+    assert len(warnings) == 4 and all("connection_failure" in r.getMessage() for r in warnings)
+    # Back: everything answers as usual.
+    assert client.get("/api/jobs/").status_code == 200
+    assert client.post("/api/jobs/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1").status_code == 201
+    assert anonymous.post("/api/auth/token/", {"username": "admin1", "password": DEFAULT_PASSWORD}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_and_pages_outside_the_api_answer_a_503_page(admin_user, caplog):
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    with caplog.at_level(logging.INFO), database_gone(psycopg.errors.AdminShutdown("terminating connection")):
+        response = client.get("/admin/")  # the session, then the user: middleware, outside DRF
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response["Content-Type"].startswith("text/html")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_real_database_bug_is_still_a_500_with_its_traceback(admin_user, caplog, settings):
+    settings.DB_UNAVAILABLE_RETRY_AFTER = 7
+    with caplog.at_level(logging.INFO), database_gone(psycopg.errors.UndefinedTable('relation "x" does not exist')):
+        response = _client(admin_user).get("/api/jobs/")
+    assert response.status_code == 500
+    assert "Retry-After" not in response
+    assert response.json() == {"detail": "Internal server error.", "code": "server_error"}
+    assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.django_db
+def test_retry_after_is_the_setting(admin_user, settings):
+    settings.DB_UNAVAILABLE_RETRY_AFTER = 9
+    with database_gone():
+        response = _client(admin_user).get("/api/jobs/")
+    assert response.status_code == 503 and response["Retry-After"] == "9"
