@@ -1,89 +1,64 @@
 """A TCP proxy that a test can cut and restore: a shared service (PostgreSQL, Redis) "down" without touching the
-real server, which other tests and sessions use.
+real server, which other tests and sessions use. It runs the drill's own proxy (``ops/faultproxy.py``) as a process,
+so the tests and ``make drill`` inject the same fault.
 
-``cut()`` closes every open connection (the client reads end-of-file, as when the server dies) and stops listening,
-so a new connection is refused at once; ``restore()`` listens again on the same port.
+``cut()`` resets every open connection (as when the server or the link dies) and stops listening, so a new
+connection is refused at once; ``restore()`` listens again on the same port.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from ops.drill import free_port
+
+SCRIPT = Path(__file__).resolve().parents[1] / "ops" / "faultproxy.py"
 
 
 class FaultProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
-        self._up = threading.Event()
-        self.connections = 0  # accepted so far (tests can tell a client reconnected)
-        self.restore()
+        self.port = free_port()
+        self.control = free_port()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--control",
+                f"127.0.0.1:{self.control}",
+                "--route",
+                f"target={self.port}:{target_host}:{target_port}",
+            ],  # fmt: skip
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        ready = self.process.stdout.readline()
+        if not ready.startswith("{"):
+            self.close()
+            raise RuntimeError(f"the fault proxy did not start: {ready!r}")
 
-    # --- control ------------------------------------------------------------------------------------------------
+    def _post(self, action: str) -> dict:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.control}/{action}/target", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            return json.loads(response.read())["target"]
 
-    def restore(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        listener.settimeout(0.1)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._up.set()
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far (a test can tell a client reconnected)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.control}/", timeout=5) as response:  # noqa: S310
+            return int(json.loads(response.read())["target"]["accepted"])
 
     def cut(self) -> None:
-        self._up.clear()
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+        self._post("cut")
+
+    def restore(self) -> None:
+        self._post("restore")
 
     def close(self) -> None:
-        self.cut()
-
-    # --- plumbing -----------------------------------------------------------------------------------------------
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._up.is_set() and self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            client.settimeout(None)
-            with self._lock:
-                if self._listener is not listener:  # cut while connecting
-                    client.close()
-                    upstream.close()
-                    return
-                self._sockets.update((client, upstream))
-                self.connections += 1
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
