@@ -18,6 +18,9 @@ For ``DATABASE_REPLICA_RETRY_SECONDS`` (5 s) the reports go straight to the prim
 an unreachable standby costs at most one connect timeout (2 s, ``DATABASE_REPLICA_CONNECT_TIMEOUT``) per process
 per retry interval, not one per request; after it, the next report tries the replica again.
 
+A query the standby cancels (a conflict with WAL replay: keep ``hot_standby_feedback = on`` there) is an
+``OperationalError`` too, and is answered the same way: from the primary, with the breaker tripped.
+
 A body must be a read that finishes inside the call (evaluate querysets, build the response data), since it may
 run twice. Without ``DATABASE_REPLICA_URL`` there is no ``replica`` alias and nothing here changes anything.
 """

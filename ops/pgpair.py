@@ -4,6 +4,7 @@
     python ops/pgpair.py status --dir DIR
     python ops/pgpair.py stop-standby --dir DIR      # the fallback drill: the standby goes away...
     python ops/pgpair.py start-standby --dir DIR     # ...and comes back
+    python ops/pgpair.py pause-replay|resume-replay|wait-replayed --dir DIR
     python ops/pgpair.py stop   --dir DIR [--remove]
 
 As a module: ``pair = start(dir, primary_port=..., standby_port=..., dbname="jobops")`` returns a ``Pair`` (URLs,
@@ -379,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         ("stop", "stop both (fast)"),
         ("stop-standby", "stop the standby only"),
         ("start-standby", "start the standby again"),
+        ("pause-replay", "the standby stops applying WAL (pg_wal_replay_pause)"),
+        ("resume-replay", "the standby applies WAL again"),
+        ("wait-replayed", "wait until the standby replayed all the primary wrote; print the seconds"),
     ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--dir", required=True)
@@ -401,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
             pair.stop_standby()
         elif args.command == "start-standby":
             pair.start_standby()
+        elif args.command == "pause-replay":
+            pair.pause_replay()
+        elif args.command == "resume-replay":
+            pair.resume_replay()
+        elif args.command == "wait-replayed":
+            print(f"{pair.wait_replayed():.3f}")
         return 0
     except PairError as exc:
         print(f"pgpair: {exc}", file=sys.stderr)
