@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from jobops.api import ScopedViewSet
+from jobops.replica import replica_reads
 from jobops.roles import ADMIN_ONLY
 
 from . import selectors
@@ -17,7 +22,10 @@ from .serializers import AuditEntryReadSerializer
 @extend_schema_view(
     list=extend_schema(
         summary="List audit entries, newest first (admin)",
-        description="Every recorded change, newest first. Read-only: entries are never changed or deleted here.",
+        description=(
+            "Every recorded change, newest first. Read-only: entries are never changed or deleted here. Served by "
+            "the read replica when one is configured: an entry may appear after the replication delay."
+        ),
         tags=["audit"],
     ),
     retrieve=extend_schema(summary="Get one audit entry (admin)", tags=["audit"]),
@@ -29,3 +37,12 @@ class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     filterset_class = AuditFilter
     read_serializer_class = AuditEntryReadSerializer
     allowed_roles = {"list": ADMIN_ONLY, "retrieve": ADMIN_ONLY}
+
+    # A report, not a read-your-own-write: the replica serves it when one is configured (jobops.replica).
+    @replica_reads
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @replica_reads
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().retrieve(request, *args, **kwargs)

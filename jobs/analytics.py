@@ -37,6 +37,7 @@ from rest_framework.response import Response
 from accounts.models import User
 from equipment.models import Equipment
 from jobops.api import ScopedViewSet
+from jobops.replica import replica_reads
 from jobops.roles import ADMIN_ONLY
 
 from . import rules, selectors
@@ -380,12 +381,14 @@ class AnalyticsViewSet(ScopedViewSet):
         summary="Analytics over jobs scheduled in a date range (admin)",
         description=(
             "Every figure describes the jobs whose `scheduled_date` is within [`from`, `to`] (either bound may be "
-            "omitted) and their tasks. Computed in the database on every request (not cached)."
+            "omitted) and their tasks. Computed in the database on every request (not cached), on the read replica "
+            "when one is configured (the figures may then lag the latest writes by the replication delay)."
         ),
         tags=["reports"],
         parameters=[AnalyticsQuerySerializer],
         responses={200: AnalyticsSerializer},
     )
+    @replica_reads
     def retrieve(self, request: Request) -> Response:
         # A plain dict: DRF would read an empty value in a QueryDict as "not sent" (see the dashboard).
         params = AnalyticsQuerySerializer(data=request.query_params.dict())

@@ -21,6 +21,7 @@ from equipment.selectors import equipment_list_for
 from equipment.serializers import EquipmentBriefSerializer
 from jobops.api import ScopedViewSet
 from jobops.fields import UTCDateTimeField
+from jobops.replica import replica_reads
 from jobops.roles import ADMIN_ONLY
 
 from . import rules, selectors
@@ -98,6 +99,7 @@ class EquipmentUsageViewSet(ScopedViewSet):
     @extend_schema(
         summary="How an equipment item is used (admin)", tags=["equipment"], responses={200: EquipmentUsageSerializer}
     )
+    @replica_reads
     def retrieve(self, request: Request, pk: int) -> Response:
         item = self.get_object()
         item.upcoming = upcoming_uses(selectors.task_scope(user=request.user), equipment_id=item.pk)

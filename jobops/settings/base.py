@@ -129,6 +129,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for a writer instead of failing with "database is locked" under the dev server's threads.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
+# A PostgreSQL streaming replica for the reports (jobops/replica.py: analytics, equipment usage, the audit listing);
+# everything else stays on the primary. Optional: without it every read is on "default".
+if env.str("DATABASE_REPLICA_URL", default=""):
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL (a standby of that primary).")
+    DATABASES["replica"] = env.db_url("DATABASE_REPLICA_URL")
+    DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    # Short: while the standby is unreachable a report pays this once per retry interval, then reads the primary.
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", default=2)
+    )
+    for _option in ("server_side_binding", "prepare_threshold"):
+        if _option in DATABASES["default"]["OPTIONS"]:
+            DATABASES["replica"]["OPTIONS"][_option] = DATABASES["default"]["OPTIONS"][_option]
+    # Tests: no second test database; "replica" points at default's.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["jobops.replica.ReplicaRouter"]
+# Seconds a process reads the reports from the primary after a replica failure before trying the replica again.
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=5.0)
+
 # --- Cache (throttles, shared across web processes) -------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
