@@ -71,6 +71,7 @@ bench: install-dev
 ## PostgreSQL pair runs as the postgres user) and Debian's PostgreSQL binaries. DRILL_ARGS: more options (--help).
 DURATION ?= 240
 drill: install-dev
+	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(PY) ops/drill.py --duration $(DURATION) $(DRILL_ARGS)
 
 clean:

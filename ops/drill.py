@@ -34,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -213,7 +214,9 @@ class Drill:
         from ops import pgpair
 
         started = time.monotonic()
-        self.pair = pgpair.start(self.out / "pg", primary_port=free_port(), standby_port=free_port(), database=DB_NAME)
+        # The postgres user must be able to enter the pair's directory: a fresh one under the system's temp dir.
+        pg_dir = Path(tempfile.mkdtemp(prefix="jobops-drill-pg-"))
+        self.pair = pgpair.start(pg_dir, primary_port=free_port(), standby_port=free_port(), dbname=DB_NAME)
         self.primary_url = self.pair.primary_url
         self.standby_url = self.pair.standby_url
         self.figures["pair_start_s"] = round(time.monotonic() - started, 1)
@@ -250,6 +253,9 @@ class Drill:
                 "TWILIO_FROM": "+15005550006",
                 "TWILIO_API_BASE_URL": self.sinks.twilio_base,
                 "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+                # Outbox rows whose publish failed (the broker was down) are re-sent by the minutely sweep once
+                # they are this old (default 120 s): shortened so the catch-up fits in the drill.
+                "NOTIFICATION_GRACE_SECONDS": "30",
                 # A shift starts behind one site address: the per-address login limit is raised, as such a site
                 # must (README, "Reliability"); the per-account limits stay at their defaults.
                 "LOGIN_RATE_PER_IP": "5000/min",
@@ -393,8 +399,12 @@ print(json.dumps({{"equipment": list(Equipment.objects.values_list("id", flat=Tr
                 await load._sleep(stop, delay)
             return not stop.is_set()
 
-        async def kill_restart(name: str, label: str) -> None:
+        async def kill_restart(name: str, label: str, *, busy: bool = False) -> None:
             proc = self.procs[name]
+            if busy:  # mid-batch: wait (up to 15 s) until the outbox has rows for the workers to deliver
+                waited = time.monotonic()
+                while time.monotonic() - waited < 15 and not await asyncio.to_thread(self.outbox_pending):
+                    await asyncio.sleep(0.1)
             fault = Fault(label, rec.now(), note=f"outbox rows pending at the kill: {self.outbox_pending()}")
             self.faults.append(fault)
             log(f"fault: {label}")
@@ -424,8 +434,9 @@ print(json.dumps({{"equipment": list(Equipment.objects.values_list("id", flat=Tr
             fault.end = rec.now()
 
         schedule: list[tuple[float, Any]] = [
-            (0.10, lambda: kill_restart("web1", "web node SIGKILL + restart")),
-            (0.22, lambda: kill_restart("worker1", "worker SIGKILL mid-batch + restart")),
+            (0.08, lambda: kill_restart("web1", "web node SIGKILL + restart")),
+            (0.16, lambda: kill_restart("ws1", "ASGI node SIGKILL + restart (listeners resume elsewhere)")),
+            (0.24, lambda: kill_restart("worker1", "worker SIGKILL mid-batch + restart", busy=True)),
             (0.34, lambda: cut("pg", 5, "PostgreSQL cut 5 s")),
             (0.46, lambda: cut("amqp", 20, "RabbitMQ cut 20 s")),
             (0.66, lambda: cut("redis", 10, "Redis cut 10 s")),
@@ -1077,7 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
             drill.proxy.proc.kill(signal.SIGTERM)
         drill.sinks.stop()
         if drill.pair is not None:
-            drill.pair.stop()
+            drill.pair.stop(remove=True)
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, check=False)
 
 
