@@ -31,7 +31,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,13 +50,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ops import load  # noqa: E402
+from ops.faultproxy import Control, free_port  # noqa: E402
 from ops.load import Client, Recorder, Stack, View  # noqa: E402
 from ops.sinks import Sinks, b64url  # noqa: E402
 
 PY = sys.executable
 DB_NAME = "jobops_drill"
 PASSWORD = "drill-Field-Pass-2026"
-VHOST = "jobops-drill"
+#: A throw-away RabbitMQ virtual host per drill (made and deleted with rabbitmqctl on this machine's RabbitMQ).
+VHOST = f"jobops-drill-{os.getpid()}"
+#: The file that marks a directory as a drill's output (``--out`` is emptied only when it carries it).
+MARKER = ".jobops-drill"
 #: Target: every request succeeds again within this many seconds after a fault ends.
 RECOVERY_TARGET_S = 10.0
 #: After a fault ends, failures within this window are counted as the fault's.
@@ -68,12 +71,6 @@ CAUGHT_UP_AGE_S = 10.0
 
 def log(message: str) -> None:
     print(f"[drill {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def with_port(url: str, port: int) -> str:
@@ -146,9 +143,9 @@ class Proc:
 
 class FaultProxy:
     def __init__(self, out: Path, routes: dict[str, tuple[str, int]]) -> None:
-        self.control = free_port()
+        self.control = Control(free_port())
         self.ports = {name: free_port() for name in routes}
-        command = [PY, str(REPO / "ops" / "faultproxy.py"), "--control", f"127.0.0.1:{self.control}"]
+        command = [PY, str(REPO / "ops" / "faultproxy.py"), "--control", f"127.0.0.1:{self.control.port}"]
         for name, (host, port) in routes.items():
             command += ["--route", f"{name}={self.ports[name]}:{host}:{port}"]
         self.proc = Proc("faultproxy", command, dict(os.environ), out / "faultproxy.log")
@@ -161,16 +158,11 @@ class FaultProxy:
             time.sleep(0.1)
         raise RuntimeError("the fault proxy did not start")
 
-    def _post(self, action: str, route: str) -> None:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.control}/{action}/{route}", method="POST")
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
-            response.read()
-
     def cut(self, route: str) -> None:
-        self._post("cut", route)
+        self.control.cut(route)
 
     def restore(self, route: str) -> None:
-        self._post("restore", route)
+        self.control.restore(route)
 
 
 # --- the run ---------------------------------------------------------------------------------------------------------
@@ -216,7 +208,11 @@ class Drill:
         started = time.monotonic()
         # The postgres user must be able to enter the pair's directory: a fresh one under the system's temp dir.
         pg_dir = Path(tempfile.mkdtemp(prefix="jobops-drill-pg-"))
-        self.pair = pgpair.start(pg_dir, primary_port=free_port(), standby_port=free_port(), dbname=DB_NAME)
+        try:
+            self.pair = pgpair.start(pg_dir, primary_port=free_port(), standby_port=free_port(), dbname=DB_NAME)
+        except BaseException:
+            shutil.rmtree(pg_dir, ignore_errors=True)
+            raise
         self.primary_url = self.pair.primary_url
         self.standby_url = self.pair.standby_url
         self.figures["pair_start_s"] = round(time.monotonic() - started, 1)
@@ -405,7 +401,8 @@ print(json.dumps({{"equipment": list(Equipment.objects.values_list("id", flat=Tr
                 waited = time.monotonic()
                 while time.monotonic() - waited < 15 and not await asyncio.to_thread(self.outbox_pending):
                     await asyncio.sleep(0.1)
-            fault = Fault(label, rec.now(), note=f"outbox rows pending at the kill: {self.outbox_pending()}")
+            pending = await asyncio.to_thread(self.outbox_pending)
+            fault = Fault(label, rec.now(), note=f"outbox rows pending at the kill: {pending}")
             self.faults.append(fault)
             log(f"fault: {label}")
             await asyncio.to_thread(proc.kill)
@@ -577,6 +574,40 @@ def check_deliveries(conn: psycopg.Connection[Any], sinks: Sinks) -> dict[str, A
     }
 
 
+def check_final_state_messages(conn: psycopg.Connection[Any], sinks: Sinks) -> list[str]:
+    """What the final state calls for, received: each assigned job's technician was emailed the assignment, each
+    completed job's creator was emailed its completion, and the newest webhook delivered for each job carries the
+    job's final status."""
+    missing: list[str] = []
+    jobs = conn.execute(
+        """
+        SELECT j.id, j.status, j.assigned_to_id,
+          (SELECT max(n.id) FROM notifications_notification n WHERE n.job_id = j.id AND n.channel = 'email'
+             AND n.recipient_user_id = j.assigned_to_id AND n.kind IN ('job_assigned', 'job_reassigned')),
+          (SELECT max(n.id) FROM notifications_notification n WHERE n.job_id = j.id AND n.channel = 'email'
+             AND n.recipient_user_id = j.created_by_id AND n.kind = 'job_completed')
+        FROM jobs_job j
+        """
+    ).fetchall()
+    last_hook: dict[int, tuple[int, str]] = {}
+    for ident, payload in conn.execute(
+        "SELECT id, payload FROM notifications_notification "
+        "WHERE channel = 'webhook' AND event_type LIKE 'job.%%' ORDER BY id"
+    ):
+        data = json.loads(payload).get("data")
+        if data:
+            last_hook[int(data["id"])] = (ident, data["status"])
+    for job_id, status, assignee, assigned_msg, completed_msg in jobs:
+        if assignee is not None and not sinks.emails.get(assigned_msg or 0):
+            missing.append(f"job {job_id}: its technician never received the assignment email")
+        if status == "completed" and not sinks.emails.get(completed_msg or 0):
+            missing.append(f"job {job_id}: its creator never received the completion email")
+        hook = last_hook.get(job_id)
+        if hook is None or hook[1] != status or not sinks.webhooks.get(f"msg_{hook[0]}"):
+            missing.append(f"job {job_id}: no delivered webhook carries its final status {status}")
+    return missing
+
+
 def truth(conn: psycopg.Connection[Any], view: View) -> dict[int, tuple[str, tuple[tuple[int, str], ...]]]:
     where = {"admin": "TRUE", "technician": "j.assigned_to_id = %s", "sales_agent": "j.created_by_id = %s"}[view.role]
     params = () if view.role == "admin" else (view.user_id,)
@@ -732,11 +763,11 @@ async def run(drill: Drill) -> int:
     # Drain: every outbox row delivered (the requeue sweep runs every minute), the views caught up.
     drain_started = time.monotonic()
     while time.monotonic() - drain_started < args.drain_timeout:
-        if drill.outbox_pending() == 0:
+        if await asyncio.to_thread(drill.outbox_pending) == 0:
             break
         await asyncio.sleep(1)
     await asyncio.sleep(5)  # the webhook relay's last rows (every 2 s) and their deliveries
-    while time.monotonic() - drain_started < args.drain_timeout and drill.outbox_pending():
+    while time.monotonic() - drain_started < args.drain_timeout and await asyncio.to_thread(drill.outbox_pending):
         await asyncio.sleep(1)
     drain_s = time.monotonic() - drain_started
     log(f"outbox drained in {drain_s:.0f} s")
@@ -751,6 +782,9 @@ async def run(drill: Drill) -> int:
         invariants = check_invariants(conn)
         audit = check_audit(conn, rec)
         deliveries = check_deliveries(conn, drill.sinks)
+        final_state = check_final_state_messages(conn, drill.sinks)
+        deliveries["final_state_missing"] = len(final_state)
+        deliveries["final_state_examples"] = final_state[:5]
         gaps = {view.username + f" ({kind_})": view_gaps(conn, view) for kind_, view, _ in views}
         jobs_total = conn.execute("SELECT count(*) FROM jobs_job").fetchone()
     log("login storm")
@@ -760,7 +794,7 @@ async def run(drill: Drill) -> int:
 
     figures = summarize(drill, rec, load_end)
     http_500 = max(len(rec.http_500), access_log_500s(drill.out / "logs"))
-    replica = {}
+    replica: dict[str, Any] = {}
     if drill.standby_url:
         analytics = [o for o in rec.outcomes if o.kind in ("analytics", "equipment_usage", "audit_list")]
         standby_fault = next((f for f in drill.faults if f.name.startswith("standby")), None)
@@ -774,10 +808,27 @@ async def run(drill: Drill) -> int:
             "during_standby_down": len(during),
             "during_standby_down_ok": sum(1 for o in during if o.status == 200),
         }
+        # The standby must have served the reports: each report read there is at least one transaction (nothing else
+        # reads it but the drill's two statistics queries), and every report read while it was down answered 200.
+        served = [o for o in analytics if o.status == 200 and o not in during]
+        replica["problems"] = [
+            *(["the standby served almost no report reads"] if replica["standby_xact"] < len(served) // 2 else []),
+            *(["a report read failed while the standby was down"] if len(during) != replica["during_standby_down_ok"]
+              else []),
+        ]  # fmt: skip
     result = {
-        "invariant_violations": len(invariants) + audit["missing"] + audit["for_refused"] + audit["duplicates"],
-        "lost": deliveries["lost"],
-        "duplicated": deliveries["duplicated"],
+        "invariant_violations": len(invariants)
+        + audit["missing"]
+        + audit["for_refused"]
+        + audit["duplicates"]
+        + len(replica.get("problems", [])),
+        # A message a receiver cannot accept (bad signature, unreadable push) is as good as lost; one that no outbox
+        # row explains is a duplicate.
+        "lost": deliveries["lost"]
+        + deliveries["final_state_missing"]
+        + deliveries["unverified_webhooks"]
+        + deliveries["undecodable"],
+        "duplicated": deliveries["duplicated"] + deliveries["unexpected"],
         "feed_gaps": sum(gaps.values()) + sum(v.duplicates + v.out_of_order for _, v, _ in views),
         "http_500": http_500,
         "recovery_s": max((f.recovery_s for f in drill.faults), default=0.0),
@@ -948,7 +999,9 @@ def write_report(drill: Drill, report: dict[str, Any], rec: Recorder) -> None:
         f"acknowledged writes without an entry: {a['missing']}; refused writes with an entry: {a['for_refused']}; "
         f"duplicated entries: {a['duplicates']}.",
         f"- Deliveries: {d['by_channel']}; lost {d['lost']}, duplicated {d['duplicated']}, unexpected "
-        f"{d['unexpected']}, webhooks failing verification {d['unverified_webhooks']}.",
+        f"{d['unexpected']}, webhooks failing verification {d['unverified_webhooks']}; messages the final state "
+        f"calls for (each assignment emailed to the job's technician, each completion to its creator, each job's "
+        f"final status in its newest webhook) missing: {d['final_state_missing']}.",
         f"- Views: {len(report['views']['gaps'])} views, {report['views']['changes']} changes applied, "
         f"{sum(report['views']['gaps'].values())} jobs differing from the database, "
         f"{report['views']['duplicates']} duplicates, {report['views']['out_of_order']} out of order, "
@@ -972,7 +1025,7 @@ def write_report(drill: Drill, report: dict[str, Any], rec: Recorder) -> None:
             f"answered 200. Transactions on the standby during the load: {rp['standby_xact']} "
             f"({rp['standby_tuples']} rows read); on the primary: {rp['primary_xact']}. While the standby was "
             f"stopped: {rp['during_standby_down']} report reads, {rp['during_standby_down_ok']} answered 200 "
-            "(from the primary).",
+            f"(from the primary). Problems: {', '.join(rp['problems']) or 'none'}.",
         ]
     (drill.out / "REPORT.md").write_text("\n".join(lines) + "\n")
     log(f"report: {drill.out / 'REPORT.md'}")
@@ -1041,6 +1094,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=180)
     parser.add_argument("--no-replica", action="store_true", help="no PostgreSQL pair: use --pg")
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="server for --no-replica")
+    parser.add_argument("--amqp", default="127.0.0.1:5672", help="RabbitMQ host:port (rabbitmqctl must manage it)")
+    parser.add_argument("--redis", default="127.0.0.1:6379", help="Redis host:port (the drill uses databases 11, 12)")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "drill")
     parser.add_argument("--publish", type=Path, help="copy REPORT.md and timeline.png here (docs/drill)")
     parser.add_argument("--no-chart", action="store_true")
@@ -1052,21 +1107,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def prepare_out(out: Path) -> None:
+    """Empty ``out`` for this run: only a missing or empty directory, or one an earlier drill wrote (its marker)."""
+    if out.exists():
+        if any(out.iterdir()) and not (out / MARKER).exists():
+            raise SystemExit(f"{out} is not empty and not a drill's output: choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("written by ops/drill.py; emptied by the next drill\n")
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # runs the cleanup in main's finally
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.duration < 60:
         raise SystemExit("--duration must be at least 60 s: the faults need room")
     out: Path = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    prepare_out(out)
+    signal.signal(signal.SIGTERM, _terminate)
     drill = Drill(args, out, random.Random(args.seed))
     try:
         drill.sinks.start()
         drill.database()
-        pg_port = port_of(drill.primary_url)
+        amqp_host, _, amqp_port = args.amqp.rpartition(":")
+        redis_host, _, redis_port = args.redis.rpartition(":")
         drill.proxy = FaultProxy(
-            out, {"pg": ("127.0.0.1", pg_port), "amqp": ("127.0.0.1", 5672), "redis": ("127.0.0.1", 6379)}
+            out,
+            {
+                "pg": ("127.0.0.1", port_of(drill.primary_url)),
+                "amqp": (amqp_host, int(amqp_port)),
+                "redis": (redis_host, int(redis_port)),
+            },
         )
         drill.proxy.start()
         drill.env = drill.app_env()
@@ -1077,19 +1151,31 @@ def main(argv: list[str] | None = None) -> int:
         code = asyncio.run(run(drill))
         if args.publish:
             args.publish.mkdir(parents=True, exist_ok=True)
-            for name in ("REPORT.md", "timeline.png", "report.json"):
+            for name in ("REPORT.md", "timeline.png"):
                 if (out / name).exists():
                     shutil.copy(out / name, args.publish / name)
         return code
     finally:
-        for proc in drill.procs.values():
-            proc.kill(signal.SIGTERM)
-        if drill.proxy is not None:
-            drill.proxy.proc.kill(signal.SIGTERM)
-        drill.sinks.stop()
-        if drill.pair is not None:
-            drill.pair.stop(remove=True)
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, check=False)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one cleanup, even if asked twice
+        cleanup(drill)
+
+
+def cleanup(drill: Drill) -> None:
+    """Stop everything the drill started; each step runs even if another fails."""
+    steps: list[Any] = [lambda p=proc: p.kill(signal.SIGTERM) for proc in drill.procs.values()]
+    if drill.proxy is not None:
+        proxy = drill.proxy
+        steps.append(lambda: proxy.proc.kill(signal.SIGTERM))
+    steps.append(drill.sinks.stop)
+    if drill.pair is not None:
+        pair = drill.pair
+        steps.append(lambda: pair.stop(remove=True))
+    steps.append(lambda: subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, check=False))
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+            log(f"cleanup step failed: {exc!r}")
 
 
 if __name__ == "__main__":

@@ -25,8 +25,12 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
+import struct
 import sys
+import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
 CHUNK = 65536
 
@@ -71,7 +75,7 @@ class Route:
         for client, upstream in list(self.pairs):
             for writer in (client, upstream):
                 if writer is not None:
-                    writer.transport.abort()
+                    _reset(writer)
         self.pairs.clear()
 
     async def restore(self) -> None:
@@ -80,10 +84,15 @@ class Route:
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        generation = self.cuts
         try:
             up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
         except OSError:
-            client_writer.transport.abort()
+            _reset(client_writer)
+            return
+        if self.cuts != generation or self.server is None:  # cut while connecting upstream: this one dies too
+            _reset(client_writer)
+            _reset(up_writer)
             return
         pair = (client_writer, up_writer)
         self.pairs.add(pair)
@@ -94,6 +103,15 @@ class Route:
             for writer in pair:
                 with contextlib.suppress(Exception):
                     writer.close()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (RST, as a dead peer or a cut link gives), not an orderly FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -140,6 +158,33 @@ class Proxy:
             await (route.cut() if parts[0] == "cut" else route.restore())
             return 200, {parts[1]: route.status()}
         return 404, {"error": f"unknown {method} {path}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Control:
+    """The client side of the control API (the drill and the tests drive a running proxy with it)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def _call(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            return json.loads(response.read())
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/"))
+
+    def cut(self, route: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/cut/{route}")[route])
+
+    def restore(self, route: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/restore/{route}")[route])
 
 
 def parse_route(text: str) -> Route:

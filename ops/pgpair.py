@@ -184,7 +184,11 @@ class Pair:
         state = Path(directory) / STATE_FILE
         if not state.exists():
             raise PairError(f"no pair in {directory} ({STATE_FILE} missing)")
-        return cls(**json.loads(state.read_text()))
+        fields = json.loads(state.read_text())
+        # The directory is the one asked for, never the one the (postgres-owned) state file names: `stop --remove`
+        # runs as root and must not delete a path someone wrote into pair.json.
+        fields["dir"] = str(Path(directory).resolve())
+        return cls(**fields)
 
     # --- SQL --------------------------------------------------------------------------------------------------
 

@@ -8,13 +8,11 @@ connection is refused at once; ``restore()`` listens again on the same port.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
-from ops.drill import free_port
+from ops.faultproxy import Control, free_port
 
 SCRIPT = Path(__file__).resolve().parents[1] / "ops" / "faultproxy.py"
 
@@ -41,22 +39,16 @@ class FaultProxy:
             self.close()
             raise RuntimeError(f"the fault proxy did not start: {ready!r}")
 
-    def _post(self, action: str) -> dict:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.control}/{action}/target", method="POST")
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
-            return json.loads(response.read())["target"]
-
     @property
     def connections(self) -> int:
         """Connections accepted so far (a test can tell a client reconnected)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.control}/", timeout=5) as response:  # noqa: S310
-            return int(json.loads(response.read())["target"]["accepted"])
+        return int(Control(self.control).status()["target"]["accepted"])
 
     def cut(self) -> None:
-        self._post("cut")
+        Control(self.control).cut("target")
 
     def restore(self) -> None:
-        self._post("restore")
+        Control(self.control).restore("target")
 
     def close(self) -> None:
         if self.process.poll() is None:
