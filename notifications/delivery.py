@@ -232,8 +232,8 @@ def _deliver_webhook(notification: Notification, now: datetime.datetime) -> Deli
 
 
 def notifications_requeue_unsent(*, now: datetime.datetime | None = None, limit: int = 500) -> list[int]:
-    """Re-enqueue outbox rows still pending after the grace period (the broker was down at commit, or a message
-    was lost); returns their ids.
+    """Re-enqueue outbox rows still pending after the grace period (a message was lost), or due now (their
+    ``next_attempt_at`` has come: a retry, or a publish that failed at commit); returns their ids.
 
     Rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` (a row being delivered is skipped) and their
     ``next_attempt_at`` pushed one grace period ahead, so concurrent or repeated sweeps do not pile up messages for
@@ -244,8 +244,8 @@ def notifications_requeue_unsent(*, now: datetime.datetime | None = None, limit:
     with transaction.atomic():
         ids = list(
             Notification.objects.select_for_update(skip_locked=True)
-            .filter(status=Status.PENDING, created_at__lte=cutoff)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .filter(status=Status.PENDING)
+            .filter(Q(next_attempt_at__isnull=True, created_at__lte=cutoff) | Q(next_attempt_at__lte=now))
             .order_by("created_at", "id")
             .values_list("pk", flat=True)[:limit]
         )

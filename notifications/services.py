@@ -226,7 +226,9 @@ def enqueue_deliveries(ids: Sequence[int]) -> int:
     """Publish delivery tasks for ``ids``; returns how many ids were handed over. Never raises.
 
     Called after commit. When the broker is unreachable the first failure is logged and the rest are left alone
-    (each publish would wait for the same retry policy): the rows stay pending and the requeue sweep sends them.
+    (each publish would wait for the same retry policy): the rows stay pending, marked due now
+    (``next_attempt_at``), so the first requeue sweep after the broker returns sends them instead of waiting out
+    the grace period that covers messages still on their way.
     """
     ids = list(ids)
     fanout = len(ids) > FANOUT_CHUNK
@@ -243,9 +245,21 @@ def enqueue_deliveries(ids: Sequence[int]) -> int:
                 "could not enqueue notifications; the outbox sweep will retry them",
                 extra={"notification_id": unit[0], "not_enqueued": len(ids) - handed},
             )
+            _due_now(ids[handed:])
             break
         handed += len(unit)
     return handed
+
+
+def _due_now(ids: Sequence[int]) -> None:
+    """Mark rows the broker never got as due for the sweep at once (rows the sweep itself claimed keep their
+    claim). Never raises: the database may be unreachable too, and then the grace period still covers them."""
+    try:
+        Notification.objects.filter(
+            pk__in=list(ids), status=Notification.Status.PENDING, next_attempt_at__isnull=True
+        ).update(next_attempt_at=timezone.now())
+    except Exception:
+        logger.warning("could not mark unsent notifications as due; the sweep takes them after the grace period")
 
 
 # --- what asks for an email ----------------------------------------------------------------------------------------

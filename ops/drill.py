@@ -249,9 +249,6 @@ class Drill:
                 "TWILIO_FROM": "+15005550006",
                 "TWILIO_API_BASE_URL": self.sinks.twilio_base,
                 "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
-                # Outbox rows whose publish failed (the broker was down) are re-sent by the minutely sweep once
-                # they are this old (default 120 s): shortened so the catch-up fits in the drill.
-                "NOTIFICATION_GRACE_SECONDS": "30",
                 # A shift starts behind one site address: the per-address login limit is raised, as such a site
                 # must (README, "Reliability"); the per-account limits stay at their defaults.
                 "LOGIN_RATE_PER_IP": "5000/min",

@@ -447,6 +447,9 @@ DAILY_REMINDER_HOUR = env.int("DAILY_REMINDER_HOUR", default=7)
 CHANGE_FEED_RETENTION_DAYS = env.int("CHANGE_FEED_RETENTION_DAYS", default=30)
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=6)
 NOTIFICATION_GRACE_SECONDS = env.int("NOTIFICATION_GRACE_SECONDS", default=120)
+# How often beat runs the outbox sweep (seconds): rows whose publish failed while the broker was down go out at the
+# first sweep after it returns.
+NOTIFICATION_SWEEP_SECONDS = env.float("NOTIFICATION_SWEEP_SECONDS", default=15.0)
 # Outbound webhooks (notifications.webhooks): hosts exempt from the SSRF address check (e.g. an internal receiver),
 # the retry delays in seconds after each failed attempt (about 3 days in all, +-25 % jitter each), the days of
 # straight failures after which an endpoint is disabled, and how often the relay turns feed rows into deliveries.
@@ -507,11 +510,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=45),
         "options": {"expires": 3600},
     },
-    # https://crontab.guru/#*_*_*_*_* : every minute, re-enqueue outbox rows the broker never got
+    # every NOTIFICATION_SWEEP_SECONDS: re-enqueue outbox rows the broker never got (one indexed query)
     "requeue-unsent-notifications": {
         "task": "notifications.requeue_unsent",
-        "schedule": crontab(),
-        "options": {"expires": 55},
+        "schedule": NOTIFICATION_SWEEP_SECONDS,
+        "options": {"expires": max(1.0, NOTIFICATION_SWEEP_SECONDS - 1)},
     },
     # every WEBHOOK_RELAY_SECONDS: turn new change-feed rows into webhook deliveries (jobs.webhooks)
     "relay-webhooks": {

@@ -164,14 +164,32 @@ def test_broker_failure_at_commit_is_logged_and_the_sweep_delivers_later(
     assert "could not enqueue notifications" in caplog.text
     assert mailoutbox == []
 
+    # The failed publish marked the row due: the first sweep after the broker is back sends it, without waiting
+    # out the grace period (which covers messages still on their way).
+    assert row.next_attempt_at == start
     monkeypatch.undo()
-    with time_machine.travel(start + datetime.timedelta(seconds=60), tick=False):
-        assert requeue_unsent.delay().get() == 0  # still within the grace period
-    with time_machine.travel(start + datetime.timedelta(seconds=121), tick=False):
+    with time_machine.travel(start + datetime.timedelta(seconds=1), tick=False):
         with django_capture_on_commit_callbacks(execute=True):
             assert requeue_unsent.delay().get() == 1
     row.refresh_from_db()
     assert row.status == Status.SENT and len(mailoutbox) == 1
+
+
+def test_a_row_whose_publish_succeeded_waits_for_the_grace_period(
+    sales_agent, technician, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    settings.NOTIFICATION_GRACE_SECONDS = 120
+    monkeypatch.setattr(services, "_publish", lambda notification_id: None)  # handed over (then lost)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            create_job(sales_agent, technician)
+    [row] = rows()
+    assert row.next_attempt_at is None
+    with time_machine.travel(start + datetime.timedelta(seconds=60), tick=False):
+        assert requeue_unsent.delay().get() == 0  # maybe still on its way
+    with time_machine.travel(start + datetime.timedelta(seconds=121), tick=False):
+        assert requeue_unsent.delay().get() == 1
 
 
 def test_publish_stops_at_the_first_broker_error(monkeypatch, caplog):
