@@ -818,7 +818,8 @@ async def run(drill: Drill) -> int:
         + audit["missing"]
         + audit["for_refused"]
         + audit["duplicates"]
-        + len(replica.get("problems", [])),
+        + len(replica.get("problems", []))
+        + len(rec.malformed_errors),
         # A message a receiver cannot accept (bad signature, unreadable push) is as good as lost; one that no outbox
         # row explains is a duplicate.
         "lost": deliveries["lost"]
@@ -848,6 +849,9 @@ async def run(drill: Drill) -> int:
         "drain_s": round(drain_s, 1),
         "jobs": int(jobs_total[0]) if jobs_total else 0,
         "http_500_examples": rec.http_500[:5],
+        "answers_503": sum(1 for a in rec.attempts if a.status == 503),
+        "malformed_errors": len(rec.malformed_errors),
+        "malformed_error_examples": rec.malformed_errors[:5],
         **figures,
         "setup": {k: v for k, v in drill.figures.items() if k != "equipment"},
     }
@@ -1003,8 +1007,9 @@ def write_report(drill: Drill, report: dict[str, Any], rec: Recorder) -> None:
         f"{sum(report['views']['gaps'].values())} jobs differing from the database, "
         f"{report['views']['duplicates']} duplicates, {report['views']['out_of_order']} out of order, "
         f"{report['views']['reconnects']} reconnects.",
-        f"- Responses 500: {r['http_500']} (clients and access logs). Outbox drained {report['drain_s']} s after "
-        "the load stopped.",
+        f"- Responses 500: {r['http_500']} (clients and access logs). Responses 503: {report['answers_503']}, of "
+        f"which not JSON with `Retry-After`: {report['malformed_errors']}. Outbox drained {report['drain_s']} s "
+        "after the load stopped.",
         "",
         "## Login storm",
         "",

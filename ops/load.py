@@ -55,6 +55,8 @@ class Recorder:
     attempts: list[Attempt] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     http_500: list[str] = field(default_factory=list)
+    #: Error answers outside the contract: a 503 that is not JSON ``{"detail", "code"}`` with ``Retry-After``.
+    malformed_errors: list[str] = field(default_factory=list)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -132,6 +134,8 @@ class Client:
                 self.rec.attempts.append(Attempt(self.rec.now(), kind, status, time.monotonic() - t))
                 if status == 500:
                     self.rec.http_500.append(f"{method} {path}: {response.text[:200]}")
+                elif status == 503 and not _contract_503(response):
+                    self.rec.malformed_errors.append(f"{method} {path}: {response.headers} {response.text[:200]}")
                 retry = status in RETRYABLE or status == 429
                 if status == 409 and _code(response) == "idempotency_key_in_use":
                     retry = True
@@ -162,6 +166,16 @@ class Client:
         if response is None or response.status_code != 200:
             return None
         return response.json()
+
+
+def _contract_503(response: httpx.Response) -> bool:
+    """A 503 as the contract has it: JSON ``{"detail", "code"}`` and a ``Retry-After`` in seconds."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    retry_after = response.headers.get("retry-after", "")
+    return isinstance(body, dict) and {"detail", "code"} <= body.keys() and retry_after.isdigit()
 
 
 def _code(response: httpx.Response) -> str:
