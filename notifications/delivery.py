@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.utils import DNS_NAME
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -76,6 +77,13 @@ def _grace() -> datetime.timedelta:
     return datetime.timedelta(seconds=int(settings.NOTIFICATION_GRACE_SECONDS))
 
 
+def message_id(notification: Notification) -> str:
+    """The email's ``Message-ID``, the same on every attempt: a copy re-sent after a crash between the SMTP
+    server's acceptance and the commit (the outbox's at-least-once limit) is recognisably the same message, which
+    mail systems drop as a duplicate."""
+    return f"<jobops-notification-{notification.pk}@{DNS_NAME}>"
+
+
 def notification_render(notification: Notification) -> EmailMultiAlternatives:
     """The email for an outbox row: plain text body plus an HTML alternative, from the row's stored context."""
     context = {**notification.context, "subject": notification.subject, "kind": notification.kind}
@@ -86,7 +94,7 @@ def notification_render(notification: Notification) -> EmailMultiAlternatives:
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[notification.recipient],
-        headers={"X-JobOps-Notification": str(notification.pk)},
+        headers={"X-JobOps-Notification": str(notification.pk), "Message-ID": message_id(notification)},
     )
     message.attach_alternative(html, "text/html")
     return message

@@ -518,10 +518,18 @@ def check_audit(conn: psycopg.Connection[Any], rec: Recorder) -> dict[str, Any]:
 
 
 def check_deliveries(conn: psycopg.Connection[Any], sinks: Sinks) -> dict[str, Any]:
+    """Every outbox row against what the sinks received.
+
+    The outbox is at-least-once: a worker killed after the receiver accepted a message but before its row was marked
+    sent sends it again. Email (one ``Message-ID`` per row), push (the row id in the payload) and webhooks (one
+    ``webhook-id`` per row, which Standard Webhooks receivers must deduplicate on) carry the same id on every copy,
+    so a receiver drops the repeat: those are counted as ``redelivered``. A copy a receiver cannot recognise (an
+    email under another ``Message-ID``, an SMS sent twice) is ``duplicated``.
+    """
     rows = conn.execute("SELECT id, channel, status, recipient, subject FROM notifications_notification").fetchall()
-    by_channel: dict[str, dict[str, int]] = {}
+    by_channel: dict[str, Counter[str]] = {}
     lost: list[str] = []
-    duplicated = 0
+    duplicated = redelivered = 0
     sms_expected: Counter[tuple[str, str]] = Counter()
     webhook_ids = set()
     email_ids, push_ids = set(), set()
@@ -534,6 +542,7 @@ def check_deliveries(conn: psycopg.Connection[Any], sinks: Sinks) -> dict[str, A
         if channel == "email":
             email_ids.add(ident)
             got = sinks.emails.get(ident, 0)
+            duplicated += max(0, len(sinks.email_message_ids.get(ident, set())) - 1)
         elif channel == "push":
             push_ids.add(ident)
             got = sinks.push.get(ident, 0)
@@ -547,10 +556,10 @@ def check_deliveries(conn: psycopg.Connection[Any], sinks: Sinks) -> dict[str, A
         stats["received"] += min(got, 1)
         if got == 0:
             lost.append(f"{channel} #{ident} marked sent, never received")
-        duplicated += max(0, got - 1)
+        redelivered += max(0, got - 1)
     for key, expected in sms_expected.items():
         got = sinks.sms.get(key, 0)
-        by_channel["sms"]["received"] = by_channel["sms"].get("received", 0) + min(got, expected)
+        by_channel["sms"]["received"] += min(got, expected)
         if got < expected:
             lost.append(f"sms to {key[0]} marked sent, never received")
         duplicated += max(0, got - expected)
@@ -565,6 +574,7 @@ def check_deliveries(conn: psycopg.Connection[Any], sinks: Sinks) -> dict[str, A
         "lost": len(lost),
         "lost_examples": lost[:8],
         "duplicated": duplicated,
+        "redelivered": redelivered,
         "unexpected": unexpected,
         "unverified_webhooks": sinks.unverified_webhooks,
         "undecodable": sinks.undecodable,
@@ -999,7 +1009,8 @@ def write_report(drill: Drill, report: dict[str, Any], rec: Recorder) -> None:
         f"{a['refused_by_status']}, {a['unacknowledged']} never answered); {a['entries']} audit entries; "
         f"acknowledged writes without an entry: {a['missing']}; refused writes with an entry: {a['for_refused']}; "
         f"duplicated entries: {a['duplicates']}.",
-        f"- Deliveries: {d['by_channel']}; lost {d['lost']}, duplicated {d['duplicated']}, unexpected "
+        f"- Deliveries: {d['by_channel']}; lost {d['lost']}, duplicated {d['duplicated']}, redelivered under the "
+        f"same id (a receiver drops the copy) {d['redelivered']}, unexpected "
         f"{d['unexpected']}, webhooks failing verification {d['unverified_webhooks']}; messages the final state "
         f"calls for (each assignment emailed to the job's technician, each completion to its creator, each job's "
         f"final status in its newest webhook) missing: {d['final_state_missing']}.",

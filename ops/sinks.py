@@ -36,6 +36,7 @@ class Sinks:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.emails: Counter[int] = Counter()
+        self.email_message_ids: dict[int, set[str]] = {}
         self.push: Counter[int] = Counter()
         self.sms: Counter[tuple[str, str]] = Counter()
         self.webhooks: Counter[str] = Counter()
@@ -79,6 +80,7 @@ class Sinks:
                 with sinks.lock:
                     if ident.isdigit():
                         sinks.emails[int(ident)] += len(envelope.rcpt_tos)
+                        sinks.email_message_ids.setdefault(int(ident), set()).add(message.get("Message-ID", ""))
                     else:
                         sinks.undecodable += 1
                 return "250 OK"

@@ -38,6 +38,10 @@ def test_email_has_text_and_html_parts_with_job_details(sales_agent, technician,
     assert mail.subject == f"Job #{job.pk} assigned to you: Boiler <service>"
     assert mail.from_email == "JobOps <ops@example.com>"
     assert mail.extra_headers["X-JobOps-Notification"] == str(row.pk)
+    # The same Message-ID on every attempt: a copy re-sent after a crash is recognisably the same message.
+    sent_id = mail.message()["Message-ID"]
+    assert sent_id == delivery.notification_render(row).message()["Message-ID"]
+    assert sent_id.startswith(f"<jobops-notification-{row.pk}@")
     # Plain text: not HTML-escaped.
     assert f'Job #{job.pk} "Boiler <service>" has been assigned to you.' in mail.body
     assert "ACME & Sons" in mail.body and FUTURE.isoformat() in mail.body
