@@ -21,16 +21,20 @@ Two places answer, between them every path:
 
 What counts as "unavailable" (:func:`unavailable_reason`), read from psycopg's error in the chain:
 
-- an ``OperationalError`` without an SQLSTATE: the server never answered (connection refused, closed, lost, a
-  connect timeout);
+- an ``OperationalError`` without an SQLSTATE whose message is a transport failure (``TRANSPORT_FAILURES``:
+  connection refused, the server closed the connection, the connection is lost or closed, a connect timeout,
+  the server shutting down, starting up or out of connection slots). psycopg 3 gives *every* failure at connect
+  time no SQLSTATE, so the message decides: a wrong password, a missing role or database, a ``pg_hba.conf``
+  rejection, a host name that does not resolve or a bad DSN is no SQLSTATE too, and stays a 500;
 - SQLSTATE class 08 (connection exception), 57P01 ``admin_shutdown``, 57P02 ``crash_shutdown``, 57P03
   ``cannot_connect_now`` (starting up or shutting down), 53300 ``too_many_connections``;
 - 40001 ``serialization_failure`` and 40P01 ``deadlock_detected``: the transaction was rolled back as a whole and
   the same request succeeds when retried, which is what 503 + ``Retry-After`` tells the client. A deadlock still
   shows in the WARNING line (its reason is ``deadlock_detected``), so a lock-ordering bug stays visible.
 
-Anything else (a statement timeout 57014, a failed login 28P01, SQLite's "database is locked", any programming or
-data error) stays a 500 with its traceback: those are bugs or configuration to fix, not an outage to wait out.
+Anything else (a statement timeout 57014, bad credentials or a missing database, SQLite's "database is locked",
+any programming or data error) stays a 500 with its traceback: those are bugs or configuration to fix, not an outage
+to wait out.
 """
 
 from __future__ import annotations
@@ -58,6 +62,43 @@ TRANSIENT_SQLSTATES = {
 }
 
 
+#: Without an SQLSTATE (psycopg 3 gives none to any failure at connect time, nor to its client-side errors), only
+#: these messages (lower-cased substrings) mean the server could not be reached or went away: libpq's transport
+#: errors, psycopg's own for a closed or lost connection, and the FATAL answers of a server shutting down,
+#: starting up or out of connection slots. A login the server rejects (password, role, database, pg_hba), a host
+#: name that does not resolve, a bad DSN or a client-side limit ("number of parameters must be between 0 and
+#: 65535") is not among them: a 500.
+TRANSPORT_FAILURES = (
+    "connection refused",
+    "server closed the connection unexpectedly",
+    "connection socket closed",
+    "the connection is lost",
+    "the connection is closed",
+    "could not receive data from server",
+    "could not send data to server",
+    "ssl connection has been closed unexpectedly",
+    "ssl syscall error",
+    "terminating connection",
+    "no route to host",
+    "network is unreachable",
+    "connection timed out",
+    "timeout expired",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is not yet accepting connections",
+    "the database system is in recovery mode",
+    "sorry, too many clients already",
+    "remaining connection slots are reserved",
+)
+
+
+def _transport_failure(exc: psycopg.OperationalError) -> bool:
+    if isinstance(exc, psycopg.errors.ConnectionTimeout):
+        return True
+    message = str(exc).lower()
+    return any(failure in message for failure in TRANSPORT_FAILURES)
+
+
 def unavailable_reason(exc: BaseException | None) -> str | None:
     """A short reason when ``exc`` (or what it was raised from) means the database cannot serve this request now
     and a retry will do (see the module docstring); ``None`` for anything else."""
@@ -67,7 +108,7 @@ def unavailable_reason(exc: BaseException | None) -> str | None:
         if isinstance(exc, psycopg.OperationalError):
             state = exc.sqlstate
             if state is None:
-                return "connection_failure"
+                return "connection_failure" if _transport_failure(exc) else None
             if state.startswith("08"):
                 return f"connection_exception_{state}"
             return TRANSIENT_SQLSTATES.get(state)

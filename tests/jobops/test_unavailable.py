@@ -7,6 +7,7 @@ from psycopg's). The real thing, a live server whose PostgreSQL is cut by a prox
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
 from contextlib import contextmanager
 
@@ -14,10 +15,12 @@ import django.db
 import psycopg
 import pytest
 from django.db.backends.utils import CursorWrapper
+from django.db.utils import ConnectionHandler
 from django.test import Client
 from rest_framework.test import APIClient
 
 from jobops.unavailable import unavailable_reason
+from tests.deploy.support import free_port
 from tests.factories import DEFAULT_PASSWORD
 
 
@@ -37,6 +40,14 @@ def _django_error(cause: BaseException, cls: type[Exception] = django.db.Operati
             "connection_failure",
         ),
         (psycopg.errors.ConnectionTimeout("connection timeout expired"), "connection_failure"),
+        (psycopg.OperationalError("the connection is closed"), "connection_failure"),
+        (psycopg.OperationalError("connection socket closed"), "connection_failure"),
+        (psycopg.OperationalError("sending query failed: the connection is lost"), "connection_failure"),
+        (
+            psycopg.OperationalError("connection failed: FATAL:  the database system is shutting down"),
+            "connection_failure",
+        ),
+        (psycopg.OperationalError("connection failed: FATAL:  sorry, too many clients already"), "connection_failure"),
         (psycopg.errors.ConnectionFailure("08006"), "connection_exception_08006"),
         (psycopg.errors.AdminShutdown("terminating connection"), "admin_shutdown"),
         (psycopg.errors.CannotConnectNow("the database system is starting up"), "cannot_connect_now"),
@@ -48,11 +59,65 @@ def _django_error(cause: BaseException, cls: type[Exception] = django.db.Operati
         (psycopg.errors.InvalidPassword("password authentication failed"), None),
         (psycopg.errors.UndefinedTable("relation does not exist"), None),
         (psycopg.InterfaceError("the cursor is closed"), None),
+        # psycopg 3 gives no SQLSTATE to any failure at connect time, nor to some bugs: only a transport failure
+        # is an outage (bad credentials, a missing database, a bad DSN and too many parameters are not).
+        (psycopg.OperationalError('connection failed: FATAL:  password authentication failed for user "x"'), None),
+        (psycopg.OperationalError('connection failed: FATAL:  database "nope" does not exist'), None),
+        (psycopg.OperationalError('connection failed: FATAL:  no pg_hba.conf entry for host "10.0.0.1"'), None),
+        (psycopg.OperationalError("failed to resolve host 'db.invalid': [Errno -2] Name or service not known"), None),
+        (psycopg.OperationalError('connection is bad: invalid integer value "abc" for connection option "port"'), None),
+        (
+            psycopg.OperationalError(
+                "sending query and params failed: number of parameters must be between 0 and 65535"
+            ),
+            None,
+        ),
+        (psycopg.OperationalError(""), None),
         (sqlite3.OperationalError("database is locked"), None),
     ],
 )
 def test_which_database_errors_mean_unavailable(cause, expected):
     assert unavailable_reason(_django_error(cause)) == expected
+
+
+def _connect_error(**database) -> BaseException:
+    """The error Django raises when it connects with these settings (a real connection attempt)."""
+    handler = ConnectionHandler(
+        {"default": {"ENGINE": "django.db.backends.postgresql", "USER": "postgres", **database}}
+    )
+    try:
+        handler["default"].ensure_connection()
+    except django.db.OperationalError as exc:
+        return exc
+    finally:
+        handler.close_all()
+    raise AssertionError("the connection succeeded")
+
+
+def _local_postgresql() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_a_refused_connection_is_unavailable(django_db_blocker):
+    with django_db_blocker.unblock():
+        exc = _connect_error(NAME="jobops", HOST="127.0.0.1", PORT=str(free_port()))
+    assert isinstance(exc.__cause__, psycopg.OperationalError) and exc.__cause__.sqlstate is None
+    assert unavailable_reason(exc) == "connection_failure"
+
+
+@pytest.mark.skipif(not _local_postgresql(), reason="needs a PostgreSQL on 127.0.0.1:5432")
+def test_a_missing_database_is_not_unavailable(django_db_blocker):
+    # A real server rejecting the login (trust auth: a database that does not exist) says so in a FATAL message,
+    # which psycopg 3 gives no SQLSTATE: configuration to fix, a 500, not an outage to wait out.
+    with django_db_blocker.unblock():
+        exc = _connect_error(NAME="jobops_no_such_database_19", HOST="127.0.0.1", PORT="5432")
+    assert isinstance(exc.__cause__, psycopg.OperationalError) and exc.__cause__.sqlstate is None
+    assert "does not exist" in str(exc)
+    assert unavailable_reason(exc) is None
 
 
 def test_non_database_errors_are_not_unavailable():
