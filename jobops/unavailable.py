@@ -3,13 +3,15 @@
 When PostgreSQL refuses connections, drops an open one mid-request, or is shutting down or starting up, every request
 that touches it fails with ``django.db.OperationalError`` (psycopg's error as its ``__cause__``). That is not a bug
 of the request: the client should retry shortly. Such a request answers **503** ``{"detail", "code":
-"service_unavailable"}`` (the one error shape; a short HTML page outside ``/api/``) with ``Retry-After:
-DB_UNAVAILABLE_RETRY_AFTER`` (5 s), and logs one WARNING with the reason, no traceback; Django's "Internal Server
-Error" line is not written. Its transaction rolled back (``transaction.atomic`` does; nothing half-written stays) and
-the broken connection is closed here, so the next request opens a fresh one (``CONN_HEALTH_CHECKS`` would also
-catch it, one query later).
+"service_unavailable"}`` (the one error shape, under ``/api/`` and to any client whose ``Accept`` prefers JSON; a
+short HTML page otherwise) with ``Retry-After: DB_UNAVAILABLE_RETRY_AFTER`` (5 s), and logs one WARNING with the
+reason, no traceback (a deadlock: an ERROR with its traceback, below); Django's "Internal Server Error" line is not
+written. Its transaction rolled back (``transaction.atomic`` does) and the broken connection is closed here, so the
+next request opens a fresh one (``CONN_HEALTH_CHECKS`` would also catch it, one query later). The 503 does not
+promise that nothing changed: a connection lost during ``COMMIT`` leaves the client unable to know whether the
+server committed. A write retried with the same ``Idempotency-Key`` is safe either way (``jobops.idempotency``).
 
-Two places answer, between them every path:
+Two places answer, between them every path, both with the one builder :func:`unavailable_response`:
 
 - the DRF exception handler (``jobops.exceptions``) for anything raised inside an API view: permissions,
   authentication (the user row), throttles, the view, its services; it answers in every mode, ``DEBUG`` included;
@@ -29,8 +31,9 @@ What counts as "unavailable" (:func:`unavailable_reason`), read from psycopg's e
 - SQLSTATE class 08 (connection exception), 57P01 ``admin_shutdown``, 57P02 ``crash_shutdown``, 57P03
   ``cannot_connect_now`` (starting up or shutting down), 53300 ``too_many_connections``;
 - 40001 ``serialization_failure`` and 40P01 ``deadlock_detected``: the transaction was rolled back as a whole and
-  the same request succeeds when retried, which is what 503 + ``Retry-After`` tells the client. A deadlock still
-  shows in the WARNING line (its reason is ``deadlock_detected``), so a lock-ordering bug stays visible.
+  the same request succeeds when retried, which is what 503 + ``Retry-After`` tells the client. A deadlock is
+  logged at ERROR with its traceback: it is a lock-ordering bug and must stay visible. A serialization failure
+  stays a WARNING (on a hot standby it is a conflict with WAL replay, expected now and then).
 
 Anything else (a statement timeout 57014, bad credentials or a missing database, SQLite's "database is locked",
 any programming or data error) stays a 500 with its traceback: those are bugs or configuration to fix, not an outage
@@ -135,23 +138,37 @@ def discard_broken_connections() -> None:
 
 
 def log_unavailable(request: HttpRequest, exc: BaseException, reason: str) -> None:
-    logger.warning(
+    """One line per 503: a WARNING without traceback, except a deadlock, an ERROR with its traceback (the retry
+    succeeds, but two code paths take the same locks in different orders: a bug to fix, which must stay visible)."""
+    deadlock = reason == TRANSIENT_SQLSTATES["40P01"]
+    logger.log(
+        logging.ERROR if deadlock else logging.WARNING,
         "database unavailable (%s), answering 503: %s %s: %s: %s",
         reason,
         request.method,
         request.path,
         type(exc).__name__,
         str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+        exc_info=exc if deadlock else None,
         extra={"reason": reason, "status": 503},
     )
 
 
+def wants_json(request: HttpRequest) -> bool:
+    """Whether an error page outside DRF should be JSON: under ``/api/``, or when the client prefers JSON to HTML
+    (``Accept``; a browser's ``text/html`` or a bare ``*/*`` gets the page)."""
+    if request.path.startswith("/api/"):
+        return True
+    return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+
+
 def unavailable_response(request: HttpRequest, exc: BaseException, reason: str) -> HttpResponse:
-    """The 503 of ``handler500`` (outside DRF): JSON under ``/api/``, a short page elsewhere."""
+    """The one 503 (both the DRF exception handler and ``handler500`` return it): logged, the broken connections
+    discarded, JSON ``{"detail", "code"}`` for API and JSON clients (``wants_json``), a short page otherwise."""
     log_unavailable(request, exc, reason)
     discard_broken_connections()
     response: HttpResponse
-    if request.path.startswith("/api/"):
+    if wants_json(request):
         response = JsonResponse({"detail": DETAIL, "code": CODE}, status=503)
     else:
         response = HttpResponse(
@@ -160,6 +177,6 @@ def unavailable_response(request: HttpRequest, exc: BaseException, reason: str) 
             content_type="text/html",
         )
     response["Retry-After"] = retry_after()
-    # Logged above as a warning: Django's log_response would add an ERROR line with the traceback.
+    # Logged above: Django's log_response would add an "Internal Server Error"-style line of its own.
     response._has_been_logged = True  # type: ignore[attr-defined]
     return response

@@ -208,3 +208,49 @@ def test_retry_after_is_the_setting(admin_user, settings):
     with database_gone():
         response = _client(admin_user).get("/api/jobs/")
     assert response.status_code == 503 and response["Retry-After"] == "9"
+
+
+@pytest.mark.django_db
+def test_a_deadlock_is_a_503_logged_as_an_error_with_its_traceback(admin_user, caplog):
+    # Rolled back whole, so a retry succeeds (503); but a deadlock is a lock-ordering bug: it must stay visible.
+    with caplog.at_level(logging.INFO), database_gone(psycopg.errors.DeadlockDetected("deadlock detected")):
+        response = _client(admin_user).get("/api/jobs/")
+    _assert_503_json(response)
+    records = [r for r in caplog.records if r.name == "jobops.db"]
+    assert len(records) == 1 and records[0].levelno == logging.ERROR and records[0].exc_info
+    assert "deadlock_detected" in records[0].getMessage()
+
+
+@pytest.mark.django_db
+def test_a_serialization_failure_is_a_503_logged_as_a_warning(admin_user, caplog):
+    # On a hot standby this is a conflict with WAL replay: an expected, transient event.
+    cause = psycopg.errors.SerializationFailure("canceling statement due to conflict with recovery")
+    with caplog.at_level(logging.INFO), database_gone(cause):
+        response = _client(admin_user).get("/api/jobs/")
+    _assert_503_json(response)
+    records = [r for r in caplog.records if r.name == "jobops.db"]
+    assert [r.levelno for r in records] == [logging.WARNING] and not records[0].exc_info
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.django_db
+def test_a_json_client_outside_the_api_gets_a_json_503(admin_user, caplog):
+    # POST /live/token/ is a JSON endpoint outside /api/ (the live page's fetch asks for JSON): its session and user
+    # are read by middleware, so handler500 answers, in JSON because the client prefers it.
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    with caplog.at_level(logging.INFO), database_gone():
+        response = client.post("/live/token/", HTTP_ACCEPT="application/json")
+        page = client.post("/live/token/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    _assert_503_json(response)
+    assert page.status_code == 503 and page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_a_json_client_outside_the_api_gets_a_json_500(admin_user, caplog):
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    with caplog.at_level(logging.CRITICAL), database_gone(psycopg.errors.UndefinedTable('relation "x" does not exist')):
+        response = client.post("/live/token/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error.", "code": "server_error"}
