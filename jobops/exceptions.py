@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -67,19 +67,11 @@ class InUse(ApplicationError):
     default_code = "in_use"
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     reason = unavailable.unavailable_reason(exc)
     if reason is not None:
-        # The database is unreachable (jobops.unavailable): 503 + Retry-After, a warning, no traceback.
-        unavailable.log_unavailable(context["request"], exc, reason)
-        unavailable.discard_broken_connections()
-        unavailable_response = Response(
-            {"detail": unavailable.DETAIL, "code": unavailable.CODE},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": unavailable.retry_after()},
-        )
-        unavailable_response._has_been_logged = True  # type: ignore[attr-defined]  # logged above; no ERROR line from Django
-        return unavailable_response
+        # The database is unreachable (jobops.unavailable): its one 503 + Retry-After, logged once.
+        return unavailable.unavailable_response(context["request"], exc, reason)
     if isinstance(exc, ApplicationError):
         return Response(
             {"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code, headers=exc.headers

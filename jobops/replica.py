@@ -12,14 +12,17 @@ body (a context variable, so threads and ASGI tasks never see another request's 
 there (``db_for_write`` is always ``default``, and ``select_for_update()`` counts as a write), and only
 ``default`` is migrated.
 
-**When the standby is down.** A connection error on the replica (``OperationalError``/``InterfaceError``) trips a
-per-process circuit breaker and the body runs again on the primary: the client gets its answer, a little fresher.
-For ``DATABASE_REPLICA_RETRY_SECONDS`` (5 s) the reports go straight to the primary without trying the replica, so
-an unreachable standby costs at most one connect timeout (2 s, ``DATABASE_REPLICA_CONNECT_TIMEOUT``) per process
-per retry interval, not one per request; after it, the next report tries the replica again.
+**When the standby is down.** The standby unreachable (``jobops.unavailable``'s one rule: refused, dropped,
+shutting down or starting up, a connect timeout) trips a per-process circuit breaker (``jobops.breaker``) and the
+body runs again on the primary: the client gets its answer, a little fresher. For
+``DATABASE_REPLICA_RETRY_SECONDS`` (5 s) the reports go straight to the primary without trying the replica, so an
+unreachable standby costs at most one connect timeout (2 s, ``DATABASE_REPLICA_CONNECT_TIMEOUT``) per process per
+retry interval, not one per request; after it, one report of the process tries the replica again.
 
-A query the standby cancels (a conflict with WAL replay: keep ``hot_standby_feedback = on`` there) is an
-``OperationalError`` too, and is answered the same way: from the primary, with the breaker tripped.
+A query the standby cancels to replay WAL (SQLSTATE 40001 "conflict with recovery": keep ``hot_standby_feedback =
+on`` there) is answered the same way: from the primary, with the breaker tripped. Any other error propagates as it
+would on the primary: a statement timeout (57014) of a heavy report, bad credentials, a bug. Running those again on
+the primary would only double their cost, and tripping the breaker would move every report there.
 
 A body must be a read that finishes inside the call (evaluate querysets, build the response data), since it may
 run twice. Without ``DATABASE_REPLICA_URL`` there is no ``replica`` alias and nothing here changes anything.
@@ -29,14 +32,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
+import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from . import unavailable
+from .breaker import CircuitBreaker
 
 logger = logging.getLogger("jobops.replica")
 
@@ -49,27 +54,7 @@ R = TypeVar("R")
 _on_replica: ContextVar[bool] = ContextVar("jobops_replica_reads", default=False)
 
 
-class CircuitBreaker:
-    """Per process: after a failure the replica is not tried for ``retry_seconds`` (monotonic clock)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._down_until = 0.0
-
-    def available(self) -> bool:
-        with self._lock:
-            return self._clock() >= self._down_until
-
-    def trip(self, retry_seconds: float) -> None:
-        with self._lock:
-            self._down_until = self._clock() + retry_seconds
-
-    def reset(self) -> None:
-        with self._lock:
-            self._down_until = 0.0
-
-
+#: Per process: after the standby failed, reports read the primary for ``DATABASE_REPLICA_RETRY_SECONDS``.
 breaker = CircuitBreaker()
 
 
@@ -81,6 +66,24 @@ def configured() -> bool:
 def report_alias() -> str:
     """The alias a report read would use now: the replica when configured and not tripped, else ``default``."""
     return REPLICA_ALIAS if configured() and breaker.available() else DEFAULT_DB_ALIAS
+
+
+def standby_failure(exc: BaseException) -> str | None:
+    """Why the standby could not answer ``exc``'s query, or ``None`` when the error is the query's own (a statement
+    timeout, a bug) and must propagate: the database unreachable (``jobops.unavailable``'s one rule) or the
+    standby cancelling the query to replay WAL (SQLSTATE 40001, "conflict with recovery")."""
+    reason = unavailable.unavailable_reason(exc)
+    if reason is not None and reason != unavailable.TRANSIENT_SQLSTATES["40001"]:
+        return reason
+    for _ in range(8):
+        if exc is None:
+            return None
+        if isinstance(exc, psycopg.Error):
+            if exc.sqlstate == "40001" and "conflict with recovery" in str(exc):
+                return "recovery_conflict"
+            return None
+        exc = exc.__cause__  # type: ignore[assignment]
+    return None
 
 
 def current_alias() -> str:
@@ -99,16 +102,24 @@ def _discard_replica_connection() -> None:
 def run_report(read: Callable[[], R]) -> R:
     """``read()`` with its reads on the replica when one is configured and available; on a connection error there,
     the breaker trips and ``read()`` runs again on the primary. ``read`` must have no side effects."""
-    if report_alias() != REPLICA_ALIAS or _on_replica.get():
+    if _on_replica.get() or not configured() or not breaker.allow():
         return read()
     token = _on_replica.set(True)
     try:
-        return read()
-    except (OperationalError, InterfaceError) as exc:
+        result = read()
+    except Exception as exc:
+        reason = standby_failure(exc)
+        if reason is None:
+            raise
         retry = float(getattr(settings, "DATABASE_REPLICA_RETRY_SECONDS", 5.0))
         breaker.trip(retry)
-        logger.warning("replica read failed, reports read the primary for %.1f s: %s", retry, str(exc).strip())
+        logger.warning(
+            "replica read failed (%s), reports read the primary for %.1f s: %s", reason, retry, str(exc).strip()
+        )
         _discard_replica_connection()
+    else:
+        breaker.succeeded()
+        return result
     finally:
         _on_replica.reset(token)
     return read()

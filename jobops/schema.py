@@ -246,8 +246,9 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 "503",
                 {
                     **_response(
-                        "`service_unavailable`: the database cannot be reached for a moment; nothing was changed. "
-                        "Retry after `Retry-After` seconds.",
+                        "`service_unavailable`: the database cannot be reached for a moment. The change may or "
+                        "may not have been applied; retry with the same Idempotency-Key (a keyed write is safe to "
+                        "retry) after `Retry-After` seconds.",
                         _ERROR,
                     ),
                     "headers": {

@@ -23,10 +23,11 @@ so concurrent requests cannot slip extra attempts through. ``Retry-After`` is th
 **Redis unreachable** (issue 19): logins keep working. Throttling degrades to per-process limits while Redis is
 unreachable: the counters move to a local-memory cache of this process (each web process then allows the full
 rate, and the budgets counted in Redis are not seen), with one WARNING per failure. After a failure Redis is not
-tried again for ``SHARED_CACHE_RETRY_SECONDS`` (3 s), so a down Redis costs one failed connect per process every few
-seconds, not one per request (a refused connect fails at once; a silent host costs up to the cache's 2 s
-``socket_connect_timeout``). When Redis answers again the shared counters take over; what was counted locally in
-between is forgotten.
+tried again for ``CACHE_RETRY_SECONDS`` (env, default 3 s; ``jobops.breaker``), so a down Redis costs one failed
+connect per process every few seconds, not one per request (a refused connect fails at once; a silent host costs up
+to the cache's 2 s ``socket_connect_timeout``). When Redis answers again the shared counters take over; what was
+counted locally in between is forgotten. Only an unreachable Redis degrades: one that answers with an error (a wrong
+password, out of memory, read-only) is a configuration to fix, and the login answers 500.
 """
 
 from __future__ import annotations
@@ -46,43 +47,53 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+from .breaker import CircuitBreaker
+
 logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-#: After the shared cache (Redis) failed, how long this process counts locally before trying it again (seconds).
-SHARED_CACHE_RETRY_SECONDS = 3.0
 #: The per-process counters used while the shared cache is unreachable.
 fallback_cache = LocMemCache("jobops-throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 10_000}})
-_shared_down_until = 0.0
+#: Per process: after the shared cache could not be reached, count locally for ``CACHE_RETRY_SECONDS``.
+breaker = CircuitBreaker()
 
 
 def _unreachable(exc: Exception) -> bool:
-    """A failure to reach the cache server (redis-py's errors, socket errors), not a cache answer such as the
-    ``ValueError`` of ``incr`` on a missing key."""
-    try:
-        from redis.exceptions import RedisError
-    except ImportError:  # pragma: no cover - redis is a requirement
-        return isinstance(exc, OSError)
-    return isinstance(exc, RedisError | OSError)
+    """A failure to reach the cache server: no connection, a timeout, a Redis still loading its dataset, a socket
+    error. Not an answer Redis gave: a wrong password (``AuthenticationError``, although redis-py makes it a
+    ``ConnectionError``), out of memory, a read-only replica, nor a cache answer such as ``incr``'s ``ValueError``
+    on a missing key. Those propagate (a 500 with its traceback): counting per process would hide a misconfigured
+    Redis and multiply the login budget by the number of processes."""
+    from redis import exceptions as redis_errors
+
+    if isinstance(
+        exc,
+        redis_errors.AuthenticationError | redis_errors.AuthorizationError | redis_errors.ExternalAuthProviderError,
+    ):
+        return False
+    return isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError)
 
 
 def _cache_call(method: str, *args: Any) -> Any:
     """``cache.<method>(*args)`` on the shared cache, or on this process's fallback while it is unreachable."""
-    global _shared_down_until
-    if time.monotonic() >= _shared_down_until:
+    if breaker.allow():
         try:
-            return getattr(cache, method)(*args)
+            result = getattr(cache, method)(*args)
         except Exception as exc:
             if not _unreachable(exc):
                 raise
-            _shared_down_until = time.monotonic() + SHARED_CACHE_RETRY_SECONDS
+            retry = float(settings.CACHE_RETRY_SECONDS)
+            breaker.trip(retry)
             logger.warning(
                 "login throttles: the shared cache is unreachable (%s: %s); counting in this process for %.0f s",
                 type(exc).__name__,
                 exc,
-                SHARED_CACHE_RETRY_SECONDS,
+                retry,
             )
+        else:
+            breaker.succeeded()
+            return result
     return getattr(fallback_cache, method)(*args)
 
 

@@ -41,6 +41,6 @@ def server_failure(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         return unavailable.unavailable_response(request, exc, reason)
     # A plain page, not django.views.defaults.server_error: that view runs the CSRF check again
     # (requires_csrf_token), which re-reads the body that may be what failed, and a 500 page needs no token.
-    if request.path.startswith("/api/"):
+    if unavailable.wants_json(request):  # /api/, or a client that asks for JSON (the live page's POST /live/token/)
         return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
     return HttpResponseServerError("<h1>Server Error (500)</h1>", content_type="text/html")

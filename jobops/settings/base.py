@@ -163,6 +163,8 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "jobops"}}
+# After Redis could not be reached, seconds each process counts login throttles locally before trying it again.
+CACHE_RETRY_SECONDS = env.float("CACHE_RETRY_SECONDS", default=3.0)
 
 # --- Channel layer (wakes the WebSocket consumers of every ASGI process when the change feed grows) -------------
 # Redis when REDIS_URL is set, so any web node can serve any client; in-memory (this process only) in the

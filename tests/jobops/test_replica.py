@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError
 
 from jobops import replica
+from jobops.breaker import CircuitBreaker
 from jobs.models import Job
 from tests.deploy.support import PYTHON, ROOT, hermetic_env
 from tests.factories import EquipmentFactory
@@ -78,7 +80,7 @@ def fake_replica(monkeypatch):
     """A configured replica (no connection is made: the reads below only record where they would go)."""
     clock = Clock()
     monkeypatch.setattr(replica, "configured", lambda: True)
-    monkeypatch.setattr(replica, "breaker", replica.CircuitBreaker(clock=clock))
+    monkeypatch.setattr(replica, "breaker", CircuitBreaker(clock=clock))
     monkeypatch.setattr(replica, "_discard_replica_connection", lambda: None)
     monkeypatch.setattr(settings, "DATABASE_REPLICA_RETRY_SECONDS", 5.0, raising=False)
     return clock
@@ -97,13 +99,26 @@ def test_reports_read_the_replica_and_the_router_follows(fake_replica):
     assert router.allow_migrate("default", "jobs") is True
 
 
+def _django_error(cause: psycopg.Error) -> OperationalError:
+    """What Django raises for psycopg's ``cause`` (its error chained, as the backend's wrapper does)."""
+    try:
+        raise OperationalError(str(cause)) from cause
+    except OperationalError as exc:
+        return exc
+
+
+REFUSED = psycopg.OperationalError(
+    'connection failed: connection to server at "127.0.0.1", port 1 failed: Connection refused'
+)
+
+
 def test_a_replica_failure_falls_back_and_trips_the_breaker_until_the_retry(fake_replica):
     calls: list[str] = []
 
     def read():
         calls.append(replica.current_alias())
         if replica.current_alias() == "replica":
-            raise OperationalError("connection to server at 127.0.0.1, port 1 failed: Connection refused")
+            raise _django_error(REFUSED)
         return "answer"
 
     assert replica.run_report(read) == "answer"
@@ -123,6 +138,49 @@ def test_a_replica_failure_falls_back_and_trips_the_breaker_until_the_retry(fake
     fake_replica.now += 5.1
     assert replica.run_report(lambda: calls.append(replica.current_alias()) or "ok") == "ok"
     assert calls == ["replica"]
+
+
+def test_a_conflict_with_recovery_falls_back(fake_replica):
+    # The standby cancelled the query to replay WAL: the primary answers it, and the breaker trips.
+    conflict = psycopg.errors.SerializationFailure(
+        "canceling statement due to conflict with recovery\nDETAIL:  User query might have needed to see row "
+        "versions that must be removed."
+    )
+    calls: list[str] = []
+
+    def read():
+        calls.append(replica.current_alias())
+        if replica.current_alias() == "replica":
+            raise _django_error(conflict)
+        return "answer"
+
+    assert replica.run_report(read) == "answer"
+    assert calls == ["replica", "default"]
+    assert not replica.breaker.available()
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+        psycopg.errors.SerializationFailure("could not serialize access due to concurrent update"),
+        psycopg.OperationalError('connection failed: FATAL:  password authentication failed for user "reports"'),
+        psycopg.errors.UndefinedTable('relation "x" does not exist'),
+    ],
+)
+def test_a_database_error_that_is_not_the_standby_being_down_propagates(fake_replica, cause):
+    # A heavy report that hits its statement timeout would time out on the primary too: it must not trip the
+    # breaker (moving every report to the primary) nor run a second time there.
+    calls: list[str] = []
+
+    def read():
+        calls.append(replica.current_alias())
+        raise _django_error(cause)
+
+    with pytest.raises(OperationalError):
+        replica.run_report(read)
+    assert calls == ["replica"]
+    assert replica.breaker.available()
 
 
 def test_other_errors_are_not_retried_on_the_primary(fake_replica):
@@ -177,3 +235,20 @@ def test_the_audit_detail_opts_in(monkeypatch, api_client, admin_user):
     monkeypatch.setattr(replica, "run_report", lambda read: runs.append(1) or read())
     assert api_client(admin_user).get(f"/api/audit/{entry.pk}/").status_code == 200
     assert runs == [1]
+
+
+def test_the_breaker_lets_one_caller_probe_after_the_pause():
+    clock = Clock()
+    breaker = CircuitBreaker(clock=clock)
+    assert breaker.allow() and breaker.allow()  # closed: everyone
+    breaker.trip(5.0)
+    assert not breaker.allow() and not breaker.available()
+    clock.now += 5.0
+    assert breaker.available()
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()  # the others keep to the fallback while it runs
+    breaker.trip(5.0)  # the probe failed: a new pause
+    clock.now += 5.0
+    assert breaker.allow()
+    breaker.succeeded()  # the probe succeeded: closed again
+    assert breaker.allow() and breaker.allow()
