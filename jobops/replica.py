@@ -19,6 +19,11 @@ body runs again on the primary: the client gets its answer, a little fresher. Fo
 unreachable standby costs at most one connect timeout (2 s, ``DATABASE_REPLICA_CONNECT_TIMEOUT``) per process per
 retry interval, not one per request; after it, one report of the process tries the replica again.
 
+**When the standby falls behind.** Replication that stalls (replay paused or too slow, the stream broken) would
+serve ever older reports. Each process measures the standby's replay lag (``LAG_SQL``, one query on it) at most
+every ``DATABASE_REPLICA_RETRY_SECONDS``; while it is above ``DATABASE_REPLICA_MAX_LAG_SECONDS`` (30 s; 0 turns the
+check off) the reports read the primary, and they go back to the standby once a later measure finds it caught up.
+
 A query the standby cancels to replay WAL (SQLSTATE 40001 "conflict with recovery": keep ``hot_standby_feedback =
 on`` there) is answered the same way: from the primary, with the breaker tripped. Any other error propagates as it
 would on the primary: a statement timeout (57014) of a heavy report, bad credentials, a bug. Running those again on
@@ -32,6 +37,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
@@ -86,6 +93,70 @@ def standby_failure(exc: BaseException) -> str | None:
     return None
 
 
+#: The standby's replay lag in seconds: 0 while its WAL receiver runs and it has replayed all it received (an idle
+#: primary sends nothing, and the standby is then current however old its last replayed transaction); otherwise the
+#: age of the last transaction it replayed (replay paused or slow, or the stream broken). ``pg_stat_wal_receiver``
+#: has a row only while the receiver process runs, and shows it to every role (its other columns need
+#: ``pg_read_all_stats``), so the app's own unprivileged role can measure.
+LAG_SQL = """
+SELECT CASE
+    WHEN EXISTS (SELECT 1 FROM pg_stat_wal_receiver)
+         AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+    ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+END
+"""
+
+
+def measure_lag() -> float:
+    """The standby's replay lag in seconds (``LAG_SQL`` on the replica connection; its errors propagate)."""
+    with connections[REPLICA_ALIAS].cursor() as cursor:
+        cursor.execute(LAG_SQL)
+        row = cursor.fetchone()
+    return float(row[0]) if row and row[0] is not None else 0.0
+
+
+class LagGuard:
+    """Per process: whether the standby is further behind than ``DATABASE_REPLICA_MAX_LAG_SECONDS``, measured on
+    the standby by one caller at most every ``DATABASE_REPLICA_RETRY_SECONDS`` (the others use the last answer)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, measure: Callable[[], float] | None = None) -> None:
+        self._clock = clock
+        self._measure = measure or measure_lag
+        self._lock = threading.Lock()
+        self._measured_at: float | None = None
+        self.behind = False
+        self.lag = 0.0
+
+    def too_far_behind(self) -> bool:
+        """Call on the standby's connection (inside a report's replica read): a connection error propagates."""
+        limit = float(settings.DATABASE_REPLICA_MAX_LAG_SECONDS)
+        if limit <= 0:
+            return False
+        now = self._clock()
+        with self._lock:
+            interval = float(settings.DATABASE_REPLICA_RETRY_SECONDS)
+            if self._measured_at is not None and now - self._measured_at < interval:
+                return self.behind
+            self._measured_at = now
+        self.lag = self._measure()
+        behind = self.lag > limit
+        if behind != self.behind:
+            if behind:
+                logger.warning("replica %.1f s behind (limit %.1f s): reports read the primary", self.lag, limit)
+            else:
+                logger.info("replica caught up (%.1f s behind): reports read it again", self.lag)
+        self.behind = behind
+        return behind
+
+    def reset(self) -> None:
+        with self._lock:
+            self._measured_at = None
+            self.behind = False
+
+
+lag_guard = LagGuard()
+
+
 def current_alias() -> str:
     """The alias reads are routed to at this point of the code (``default`` outside a ``replica_reads`` body)."""
     return REPLICA_ALIAS if _on_replica.get() else DEFAULT_DB_ALIAS
@@ -100,13 +171,18 @@ def _discard_replica_connection() -> None:
 
 
 def run_report(read: Callable[[], R]) -> R:
-    """``read()`` with its reads on the replica when one is configured and available; on a connection error there,
-    the breaker trips and ``read()`` runs again on the primary. ``read`` must have no side effects."""
+    """``read()`` with its reads on the replica when one is configured, available and not too far behind; on a
+    connection error there, the breaker trips and ``read()`` runs again on the primary. ``read`` must have no side
+    effects."""
     if _on_replica.get() or not configured() or not breaker.allow():
         return read()
     token = _on_replica.set(True)
     try:
-        result = read()
+        if not lag_guard.too_far_behind():
+            result = read()
+            breaker.succeeded()
+            return result
+        breaker.succeeded()  # it answered; it is only too far behind: the primary reads this one
     except Exception as exc:
         reason = standby_failure(exc)
         if reason is None:
@@ -117,9 +193,6 @@ def run_report(read: Callable[[], R]) -> R:
             "replica read failed (%s), reports read the primary for %.1f s: %s", reason, retry, str(exc).strip()
         )
         _discard_replica_connection()
-    else:
-        breaker.succeeded()
-        return result
     finally:
         _on_replica.reset(token)
     return read()

@@ -1073,7 +1073,8 @@ def draw_timeline(drill: Drill, rec: Recorder, path: Path) -> None:
         for f in drill.faults:
             axis.axvspan(f.start, f.end, color="orange", alpha=0.25)
     for f in drill.faults:
-        top.annotate(f.name, (f.start, max(ok + [1]) * 0.95), fontsize=7, rotation=90, va="top")
+        label = f.name.split(" (")[0].replace(" + restart", "")
+        top.text(f.start, 0.97, label, transform=top.get_xaxis_transform(), fontsize=7, rotation=90, va="top")
     top.set_ylabel("per second")
     top.legend(loc="upper right", fontsize=8)
     bottom.set_ylabel("p99 latency, ms")

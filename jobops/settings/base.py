@@ -149,6 +149,9 @@ if env.str("DATABASE_REPLICA_URL", default=""):
     DATABASE_ROUTERS = ["jobops.replica.ReplicaRouter"]
 # Seconds a process reads the reports from the primary after a replica failure before trying the replica again.
 DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=5.0)
+# Reports read the primary while the standby's replay is further behind than this (seconds; 0: never measured). Each
+# process measures it at most every DATABASE_REPLICA_RETRY_SECONDS, with one query on the standby.
+DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=30.0)
 
 # --- Cache (throttles, shared across web processes) -------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

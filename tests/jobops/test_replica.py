@@ -70,6 +70,7 @@ def test_replica_url_needs_a_postgresql_primary():
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
+        self.lag = 0.0  # the standby's replay lag the fake measure reports
 
     def __call__(self) -> float:
         return self.now
@@ -81,7 +82,10 @@ def fake_replica(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(replica, "configured", lambda: True)
     monkeypatch.setattr(replica, "breaker", CircuitBreaker(clock=clock))
+    clock.lag = 0.0
+    monkeypatch.setattr(replica, "lag_guard", replica.LagGuard(clock=clock, measure=lambda: clock.lag))
     monkeypatch.setattr(replica, "_discard_replica_connection", lambda: None)
+    monkeypatch.setattr(settings, "DATABASE_REPLICA_MAX_LAG_SECONDS", 30.0, raising=False)
     monkeypatch.setattr(settings, "DATABASE_REPLICA_RETRY_SECONDS", 5.0, raising=False)
     return clock
 
@@ -252,3 +256,37 @@ def test_the_breaker_lets_one_caller_probe_after_the_pause():
     assert breaker.allow()
     breaker.succeeded()  # the probe succeeded: closed again
     assert breaker.allow() and breaker.allow()
+
+
+def test_a_standby_too_far_behind_sends_the_reports_to_the_primary_until_it_catches_up(fake_replica, caplog):
+    measures: list[float] = []
+
+    def measure() -> float:
+        measures.append(fake_replica.lag)
+        return fake_replica.lag
+
+    replica.lag_guard = replica.LagGuard(clock=fake_replica, measure=measure)
+    where = lambda: replica.current_alias()  # noqa: E731
+
+    fake_replica.lag = 31.0  # replication stalled
+    with caplog.at_level("WARNING", logger="jobops.replica"):
+        assert replica.run_report(where) == "default"
+    assert "31.0 s behind" in caplog.text
+    assert replica.breaker.available()  # the standby answered: nothing to trip
+    # Measured again only after the interval: meanwhile the last answer holds, one query per process per interval.
+    fake_replica.lag = 0.0
+    fake_replica.now += 4.9
+    assert replica.run_report(where) == "default"
+    assert measures == [31.0]
+    fake_replica.now += 0.2
+    assert replica.run_report(where) == "replica"
+    assert measures == [31.0, 0.0]
+    # At the limit is not beyond it; a limit of 0 turns the check off.
+    fake_replica.lag = 30.0
+    fake_replica.now += 5.1
+    assert replica.run_report(where) == "replica"
+    settings.DATABASE_REPLICA_MAX_LAG_SECONDS = 0
+    fake_replica.lag = 1e6
+    fake_replica.now += 5.1
+    assert replica.run_report(where) == "replica"
+    assert len(measures) == 3

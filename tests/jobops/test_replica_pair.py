@@ -303,3 +303,23 @@ def test_an_unreachable_standby_costs_one_connect_timeout_per_retry_interval(pai
         assert len(re.findall("replica read failed", web.output())) == 1
     finally:
         web.stop()
+
+
+def test_the_lag_measure_reads_zero_when_current_and_grows_while_replay_is_stalled(web, pair, equipment):
+    from jobops.replica import LAG_SQL
+
+    def lag() -> float:
+        return float(pair.sql(LAG_SQL, standby=True))
+
+    pair.wait_replayed()
+    time.sleep(1.5)
+    assert lag() == 0  # streaming and replayed all it received: current, however long the primary was idle
+    pair.pause_replay()
+    try:
+        add_job_with_task(web, equipment, "Stalled")
+        time.sleep(1.5)
+        assert lag() >= 1.0  # the write is received but not replayed: its age counts
+    finally:
+        pair.resume_replay()
+    pair.wait_replayed()
+    assert lag() == 0
