@@ -581,6 +581,23 @@ def check_deliveries(conn: psycopg.Connection[Any], sinks: Sinks) -> dict[str, A
     }
 
 
+def delivery_latency(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """From an outbox row's commit to its delivery, per channel: p50, p99, max (s) and the rows later than 30 s."""
+    out: dict[str, Any] = {}
+    for channel, p50, p99, worst, late in conn.execute(
+        """
+        SELECT channel,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)),
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)),
+               max(extract(epoch FROM sent_at - created_at)),
+               count(*) FILTER (WHERE sent_at - created_at > interval '30 seconds')
+        FROM notifications_notification WHERE status = 'sent' GROUP BY channel ORDER BY channel
+        """
+    ):
+        out[channel] = {"p50_s": round(p50, 1), "p99_s": round(p99, 1), "max_s": round(float(worst), 1), "late": late}
+    return out
+
+
 def check_final_state_messages(conn: psycopg.Connection[Any], sinks: Sinks) -> list[str]:
     """What the final state calls for, received: each assigned job's technician was emailed the assignment, each
     completed job's creator was emailed its completion, and the newest webhook delivered for each job carries the
@@ -790,6 +807,7 @@ async def run(drill: Drill) -> int:
         audit = check_audit(conn, rec)
         deliveries = check_deliveries(conn, drill.sinks)
         final_state = check_final_state_messages(conn, drill.sinks)
+        deliveries["latency"] = delivery_latency(conn)
         deliveries["final_state_missing"] = len(final_state)
         deliveries["final_state_examples"] = final_state[:5]
         gaps = {view.username + f" ({kind_})": view_gaps(conn, view) for kind_, view, _ in views}
@@ -1014,6 +1032,12 @@ def write_report(drill: Drill, report: dict[str, Any], rec: Recorder) -> None:
         f"{d['unexpected']}, webhooks failing verification {d['unverified_webhooks']}; messages the final state "
         f"calls for (each assignment emailed to the job's technician, each completion to its creator, each job's "
         f"final status in its newest webhook) missing: {d['final_state_missing']}.",
+        "- Delivery time, from the outbox row's commit (seconds; late: over 30 s): "
+        + ", ".join(
+            f"{channel} p50 {v['p50_s']} / p99 {v['p99_s']} / max {v['max_s']} ({v['late']} late)"
+            for channel, v in d.get("latency", {}).items()
+        )
+        + ".",
         f"- Views: {len(report['views']['gaps'])} views, {report['views']['changes']} changes applied, "
         f"{sum(report['views']['gaps'].values())} jobs differing from the database, "
         f"{report['views']['duplicates']} duplicates, {report['views']['out_of_order']} out of order, "

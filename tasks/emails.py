@@ -26,6 +26,8 @@ from notifications.delivery import (
 )
 from notifications.services import enqueue_deliveries
 
+from .outage import database_unreachable, skip_while_database_unreachable
+
 logger = logging.getLogger(__name__)
 
 
@@ -45,8 +47,18 @@ logger = logging.getLogger(__name__)
 def deliver_notification(self: Task[[int], str], notification_id: int) -> str:
     """Send the outbox row ``notification_id`` unless it was already sent or failed; re-raise a transient SMTP
     error so that Celery retries it with backoff."""
-    with audit_context(source="task", system="notifications.deliver"):
-        result = notification_deliver(notification_id=notification_id)
+    try:
+        with audit_context(source="task", system="notifications.deliver"):
+            result = notification_deliver(notification_id=notification_id)
+    except Exception as exc:
+        reason = database_unreachable(exc)
+        if reason is None:
+            raise
+        # The row stays pending (its lock and mark roll back with the connection): retry in seconds rather than
+        # after the sweep's grace. Had the message gone out before the connection died, the retry sends it again
+        # under the same id (the outbox's at-least-once limit).
+        logger.warning("delivery of %s deferred: the database is unreachable (%s)", notification_id, reason)
+        raise self.retry(exc=exc, countdown=settings.DB_UNAVAILABLE_RETRY_AFTER) from exc
     if result.outcome == Outcome.RETRY and result.retry_in is not None:
         # A webhook's own schedule (minutes to hours, with jitter): a short wait is a countdown on the broker, a
         # long one is left to the requeue sweep (the row's next_attempt_at). A failed publish is the sweep's too.
@@ -75,9 +87,11 @@ REQUEUE_MAX_BATCHES = 20
 
 
 @shared_task(name="notifications.requeue_unsent", acks_late=True)
+@skip_while_database_unreachable
 def requeue_unsent() -> int:
-    """Beat, every minute: re-enqueue outbox rows still pending after the grace period (broker down at commit);
-    up to ``REQUEUE_BATCH * REQUEUE_MAX_BATCHES`` rows per run, oldest first."""
+    """Beat, every ``NOTIFICATION_SWEEP_SECONDS``: re-enqueue outbox rows that are due (a publish that failed, a
+    retry) or still pending after the grace period; up to ``REQUEUE_BATCH * REQUEUE_MAX_BATCHES`` rows per run,
+    oldest first. Skipped (``None``) while the database is unreachable."""
     total = 0
     with audit_context(source="task", system="notifications.requeue_unsent"):
         for _ in range(REQUEUE_MAX_BATCHES):
