@@ -12,10 +12,12 @@ As a module: ``pair = start(dir, primary_port=..., standby_port=..., dbname="job
 ``status()``, ``stop(remove=...)``); ``Pair.load(dir)`` finds a started pair again from ``DIR/pair.json``.
 
 The pair is for drills, not for data: fsync and full-page writes are off and buffers are small, so it starts in a
-few seconds. Both servers listen on 127.0.0.1 only, with trust authentication (replication connections included),
-and keep their unix sockets inside DIR. Run as root, the PostgreSQL binaries run as the ``postgres`` OS user
-(``initdb`` refuses root) and DIR is handed to that user; run as another user, they run as that user. Any other
-PostgreSQL server (e.g. the one on 5432) is left alone.
+few seconds. Both servers listen on 127.0.0.1 only, where they ask for a password (SCRAM; a random one per pair, in
+the URLs and in ``DIR/pair.json``, readable by its owner only), so no other local user can log in as their
+superuser; their unix sockets stay inside DIR (0700, the server's user only), where the pair's own tools connect
+with trust (``sql()``, ``pg_basebackup``, the standby's replication connection). Run as root, the PostgreSQL
+binaries run as the ``postgres`` OS user (``initdb`` refuses root) and DIR is handed to that user; run as another
+user, they run as that user. Any other PostgreSQL server (e.g. the one on 5432) is left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess  # nosec B404 - runs the local PostgreSQL binaries with fixed argument lists
@@ -58,11 +61,11 @@ logging_collector = off
 log_min_messages = warning
 """
 
-HBA = """# ops/pgpair.py: trust on the loopback only (a drill pair, never reachable from elsewhere)
+HBA = """# ops/pgpair.py: trust on the unix sockets (in DIR, 0700), a password on the loopback
 local   all             all                                     trust
-host    all             all             127.0.0.1/32            trust
 local   replication     all                                     trust
-host    replication     all             127.0.0.1/32            trust
+host    all             all             127.0.0.1/32            scram-sha-256
+host    replication     all             127.0.0.1/32            scram-sha-256
 """
 
 
@@ -146,6 +149,7 @@ class Pair:
     standby_port: int
     dbname: str
     bindir: str
+    password: str = ""
 
     # --- where it is ----------------------------------------------------------------------------------------------
 
@@ -167,17 +171,20 @@ class Pair:
 
     @property
     def primary_url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.primary_port}/{self.dbname}"
+        return f"postgres://postgres:{self.password}@127.0.0.1:{self.primary_port}/{self.dbname}"
 
     @property
     def standby_url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.standby_port}/{self.dbname}"
+        return f"postgres://postgres:{self.password}@127.0.0.1:{self.standby_port}/{self.dbname}"
 
     def _bin(self, name: str) -> str:
         return str(Path(self.bindir) / name)
 
     def save(self) -> None:
-        (self.root / STATE_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        # It holds the password: its owner only.
+        fd = os.open(self.root / STATE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as state:
+            state.write(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, directory: str | Path) -> Pair:
@@ -195,7 +202,7 @@ class Pair:
     def sql(self, query: str, *, standby: bool = False, db: str | None = None, timeout: float = 30) -> str:
         """Run ``query`` with psql on the primary (or the standby); its unaligned, tuples-only output."""
         port = self.standby_port if standby else self.primary_port
-        argv = [self._bin("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"]
+        argv = [self._bin("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", str(self.sockets)]
         argv += ["-p", str(port), "-U", "postgres", "-d", db or self.dbname, "-c", query]
         return _run(argv, timeout=timeout).stdout.strip()
 
@@ -313,12 +320,24 @@ def start(
         if not _port_free(port):
             raise PairError(f"port {port} on 127.0.0.1 is in use")
     pair = Pair(
-        dir=str(root), primary_port=primary_port, standby_port=standby_port, dbname=dbname, bindir=str(bindir())
+        dir=str(root),
+        primary_port=primary_port,
+        standby_port=standby_port,
+        dbname=dbname,
+        bindir=str(bindir()),
+        password=secrets.token_urlsafe(24),
     )
     _hand_over(root)
     pair.save()
     _hand_over(pair.sockets)
+    pwfile = root / "initdb-password"
     try:
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(pair.password + "\n")
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(OS_USER)
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
         _run(
             [
                 pair._bin("initdb"),
@@ -326,7 +345,9 @@ def start(
                 str(pair.primary_data),
                 "-U",
                 "postgres",
-                "--auth=trust",
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
                 "--no-sync",
                 "-E",
                 "UTF8",
@@ -334,6 +355,7 @@ def start(
             ],
             timeout=timeout,
         )
+        pwfile.unlink()
         with (pair.primary_data / "postgresql.conf").open("a") as conf:
             conf.write(PRIMARY_CONF.format(port=primary_port, sockets=pair.sockets))
         (pair.primary_data / "pg_hba.conf").write_text(HBA)
@@ -343,7 +365,7 @@ def start(
             [
                 pair._bin("pg_basebackup"),
                 "-h",
-                "127.0.0.1",
+                str(pair.sockets),
                 "-p",
                 str(primary_port),
                 "-U",
@@ -363,6 +385,7 @@ def start(
             conf.write(f"\n# ops/pgpair.py: the standby's own port\nport = {standby_port}\n")
         pair._pg_ctl(pair.standby_data, "start", log=root / "standby.log", timeout=timeout)
     except BaseException:
+        pwfile.unlink(missing_ok=True)
         try:
             pair.stop()
         except PairError:
