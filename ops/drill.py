@@ -557,6 +557,7 @@ def check_deliveries(conn: psycopg.Connection[Any], sinks: Sinks) -> dict[str, A
         if got == 0:
             lost.append(f"{channel} #{ident} marked sent, never received")
         redelivered += max(0, got - 1)
+        stats["redelivered"] += max(0, got - 1)
     for key, expected in sms_expected.items():
         got = sinks.sms.get(key, 0)
         by_channel["sms"]["received"] += min(got, expected)
