@@ -5,11 +5,8 @@ the same port."""
 
 from __future__ import annotations
 
-import json
 import socket
 import socketserver
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from ops.drill import merged, percentile
-from ops.faultproxy import Control, free_port
+from ops.faultproxy import Control
+from tests.faultproxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,35 +29,21 @@ class Echo(socketserver.BaseRequestHandler):
 
 @pytest.fixture
 def proxy() -> Iterator[tuple[int, int]]:
+    """``(control port, listening port)`` of the proxy in front of an echo server (the tests' FaultProxy)."""
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    control, listen = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "ops" / "faultproxy.py"),
-            "--control",
-            f"127.0.0.1:{control}",
-            "--route",
-            f"echo={listen}:127.0.0.1:{server.server_address[1]}",
-        ],  # fmt: skip
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    running = FaultProxy("127.0.0.1", server.server_address[1])
     try:
-        assert process.stdout is not None
-        assert json.loads(process.stdout.readline())["ready"] is True
-        yield control, listen
+        yield running.control, running.port
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        running.close()
         server.shutdown()
         server.server_close()
 
 
 def post(control: int, action: str) -> dict:
-    return Control(control).cut("echo") if action == "cut" else Control(control).restore("echo")
+    return Control(control).cut("target") if action == "cut" else Control(control).restore("target")
 
 
 def echo(sock: socket.socket, payload: bytes) -> bytes:
