@@ -11,13 +11,12 @@ from typing import Any
 
 import phonenumbers
 from django.conf import settings
-from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from jobops.fields import ReadModelSerializer, StrictBooleanField, StrictCharField, StrictEmailField, Text
 
-from .models import User
+from .models import User, UsernameValidator
 
 #: Long enough for any passphrase, short enough that hashing a request body cannot be used to burn CPU.
 PASSWORD_MAX_LENGTH = 1024
@@ -113,11 +112,26 @@ class PhoneField(StrictCharField):
         return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+class _NewUsernameValidator(UsernameValidator):
+    """The model's username rule (published as the field's ``pattern``) for a name being set. A user's current name
+    passes unchanged: one chosen before the rule was ASCII-only (Django's default allowed any Unicode letter) still
+    round-trips in a whole-profile PATCH, and is checked once it changes (``accounts.services`` validates only
+    changed fields)."""
+
+    requires_context = True
+
+    def __call__(self, value: Any, field: serializers.Field | None = None) -> None:
+        instance = getattr(getattr(field, "parent", None), "instance", None)
+        if isinstance(instance, User) and value == instance.username:
+            return
+        super().__call__(value)
+
+
 class _UserWriteBase(serializers.ModelSerializer):
     username = StrictCharField(
         max_length=150,
         validators=[
-            UnicodeUsernameValidator(),
+            _NewUsernameValidator(),
             UniqueValidator(queryset=User.objects.all(), message="A user with that username already exists."),
         ],
     )

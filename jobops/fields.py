@@ -175,7 +175,11 @@ class StrictCharField(serializers.CharField):
             if not isinstance(validator, _AS_SENT):
                 continue
             try:
-                validator(data)
+                # DRF's convention (``Field.run_validators``): a validator that needs its field says so.
+                if getattr(validator, "requires_context", False):
+                    cast(Any, validator)(data, self)
+                else:
+                    validator(data)
             except serializers.ValidationError as exc:
                 errors.extend(cast(list[Any], exc.detail))
             except DjangoValidationError as exc:

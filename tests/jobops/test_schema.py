@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -142,3 +144,26 @@ def test_every_operation_documents_the_503_of_an_unreachable_database(schema):
         )
         assert response["headers"]["Retry-After"]["schema"]["type"] == "integer", (method, path)
     assert seen > 10
+
+
+def _patterns(node, where=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                yield where, value
+            else:
+                yield from _patterns(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _patterns(value, f"{where}/{index}")
+
+
+def test_every_published_pattern_means_the_same_in_every_regex_dialect(schema):
+    """Fuzz finding (seed 2127067611): the username's pattern was Django's ``^[\\w.@+-]+$``. ``\\w`` is ASCII in the
+    ECMA-262 dialect JSON Schema specifies and any Unicode letter in Python's, so the server took ``"ï"`` while the
+    schema refused it (ST201). A class shorthand (``\\w \\d \\s \\b`` and their negations) means different things in
+    different dialects; a published pattern spells its characters out."""
+    patterns = list(_patterns(schema))
+    assert len(patterns) > 20
+    for where, pattern in patterns:
+        assert not re.search(r"(?<!\\)(?:\\\\)*\\[wWdDsSbB]", pattern), (where, pattern)
