@@ -25,9 +25,10 @@ What counts as "unavailable" (:func:`unavailable_reason`), read from psycopg's e
 
 - an ``OperationalError`` without an SQLSTATE whose message is a transport failure (``TRANSPORT_FAILURES``:
   connection refused, the server closed the connection, the connection is lost or closed, a connect timeout,
-  the server shutting down, starting up or out of connection slots). psycopg 3 gives *every* failure at connect
-  time no SQLSTATE, so the message decides: a wrong password, a missing role or database, a ``pg_hba.conf``
-  rejection, a host name that does not resolve or a bad DSN is no SQLSTATE too, and stays a 500;
+  a temporary failure of name resolution, the server shutting down, starting up or out of connection slots).
+  psycopg 3 gives *every* failure at connect time no SQLSTATE, so the message decides: a wrong password, a missing
+  role or database, a ``pg_hba.conf`` rejection, a host name that does not exist or a bad DSN is no SQLSTATE too,
+  and stays a 500;
 - SQLSTATE class 08 (connection exception), 57P01 ``admin_shutdown``, 57P02 ``crash_shutdown``, 57P03
   ``cannot_connect_now`` (starting up or shutting down), 53300 ``too_many_connections``;
 - 40001 ``serialization_failure`` and 40P01 ``deadlock_detected``: the transaction was rolled back as a whole and
@@ -67,10 +68,10 @@ TRANSIENT_SQLSTATES = {
 
 #: Without an SQLSTATE (psycopg 3 gives none to any failure at connect time, nor to its client-side errors), only
 #: these messages (lower-cased substrings) mean the server could not be reached or went away: libpq's transport
-#: errors, psycopg's own for a closed or lost connection, and the FATAL answers of a server shutting down,
-#: starting up or out of connection slots. A login the server rejects (password, role, database, pg_hba), a host
-#: name that does not resolve, a bad DSN or a client-side limit ("number of parameters must be between 0 and
-#: 65535") is not among them: a 500.
+#: errors, psycopg's own for a closed or lost connection, the FATAL answers of a server shutting down, starting up
+#: or out of connection slots, and a resolver that cannot answer now. A login the server rejects (password, role,
+#: database, pg_hba), a host name that does not exist, a bad DSN or a client-side limit ("number of parameters must
+#: be between 0 and 65535") is not among them: a 500.
 TRANSPORT_FAILURES = (
     "connection refused",
     "server closed the connection unexpectedly",
@@ -84,6 +85,9 @@ TRANSPORT_FAILURES = (
     "terminating connection",
     "no route to host",
     "network is unreachable",
+    # getaddrinfo's EAI_AGAIN: the resolver could not answer now (Compose's `db` while its container restarts, a
+    # DNS server briefly away). "Name or service not known" (EAI_NONAME) is a wrong host name: a 500.
+    "temporary failure in name resolution",
     "connection timed out",
     "timeout expired",
     "the database system is starting up",

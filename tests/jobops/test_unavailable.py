@@ -65,6 +65,11 @@ def _django_error(cause: BaseException, cls: type[Exception] = django.db.Operati
         (psycopg.OperationalError('connection failed: FATAL:  database "nope" does not exist'), None),
         (psycopg.OperationalError('connection failed: FATAL:  no pg_hba.conf entry for host "10.0.0.1"'), None),
         (psycopg.OperationalError("failed to resolve host 'db.invalid': [Errno -2] Name or service not known"), None),
+        # ... but a resolver that cannot answer now (EAI_AGAIN: Compose's `db` while its container restarts) is.
+        (
+            psycopg.OperationalError("failed to resolve host 'db': [Errno -3] Temporary failure in name resolution"),
+            "connection_failure",
+        ),
         (psycopg.OperationalError('connection is bad: invalid integer value "abc" for connection option "port"'), None),
         (
             psycopg.OperationalError(
