@@ -136,10 +136,27 @@ class JobAttachmentViewSet(ScopedViewSet):
         return self.get_paginated_response(AttachmentReadSerializer(page, many=True).data)
 
 
-_LINK_PARAMETERS = [
-    OpenApiParameter("exp", OpenApiTypes.INT, OpenApiParameter.QUERY, required=True, description="Expiry (unix time)."),
-    OpenApiParameter("sig", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True, description="JobOps' signature."),
-]
+def _signed_link_schema(*, what: str, missing: str) -> Any:
+    """The schema of a signed-link download (no JWT: the signature is the authorisation); one per variant."""
+    return extend_schema(
+        summary=f"An attachment's {what} through a signed link (no JWT)",
+        tags=["attachments"],
+        auth=[],
+        parameters=[
+            OpenApiParameter(
+                "exp", OpenApiTypes.INT, OpenApiParameter.QUERY, required=True, description="Expiry (unix time)."
+            ),
+            OpenApiParameter(
+                "sig", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True, description="JobOps' signature."
+            ),
+        ],
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(description="To a presigned object-storage URL valid for about a minute."),
+            403: OpenApiResponse(description="The link is tampered with or expired."),
+            404: OpenApiResponse(description=missing),
+        },
+    )
 
 
 class AttachmentContentView(APIView):
@@ -150,18 +167,7 @@ class AttachmentContentView(APIView):
     permission_classes = [AllowAny]
     variant = signing.CONTENT
 
-    @extend_schema(
-        summary="An attachment's bytes through a signed link (no JWT)",
-        tags=["attachments"],
-        auth=[],
-        parameters=_LINK_PARAMETERS,
-        responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            302: OpenApiResponse(description="To a presigned object-storage URL valid for about a minute."),
-            403: OpenApiResponse(description="The link is tampered with or expired."),
-            404: OpenApiResponse(description="No such attachment (or it was deleted)."),
-        },
-    )
+    @_signed_link_schema(what="bytes", missing="No such attachment (or it was deleted).")
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         params = request.query_params
         if not signing.is_valid(pk, self.variant, exp=params.get("exp"), sig=params.get("sig")):
@@ -192,17 +198,6 @@ class AttachmentContentView(APIView):
 class AttachmentThumbnailView(AttachmentContentView):
     variant = signing.THUMBNAIL
 
-    @extend_schema(
-        summary="An attachment's thumbnail through a signed link (no JWT)",
-        tags=["attachments"],
-        auth=[],
-        parameters=_LINK_PARAMETERS,
-        responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            302: OpenApiResponse(description="To a presigned object-storage URL valid for about a minute."),
-            403: OpenApiResponse(description="The link is tampered with or expired."),
-            404: OpenApiResponse(description="No such attachment, or no thumbnail yet."),
-        },
-    )
+    @_signed_link_schema(what="thumbnail", missing="No such attachment, or no thumbnail yet.")
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         return super().get(request, pk)
