@@ -54,8 +54,25 @@ def load_user(user_id: int) -> Any | None:
     return None if row is None else model.from_db(alias, attnames, row)
 
 
+#: Where a request keeps its authentication once done (on Django's ``HttpRequest``, which every DRF ``Request``
+#: wrapping it shares): the ``Idempotency-Key`` middleware authenticates before the view, and the view then reuses
+#: the answer instead of validating the token and reading the user row a second time.
+_DONE = "_jobops_jwt_authentication"
+
+
 class JWTAuthentication(SimpleJWTAuthentication):
-    """simplejwt's ``JWTAuthentication`` with the lean user lookup above (JobOps keys users by ``id``)."""
+    """simplejwt's ``JWTAuthentication`` with the lean user lookup above (JobOps keys users by ``id``), done once per
+    request: a second ``authenticate`` of the same request returns the first one's user and token."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Token] | None:
+        http_request = getattr(request, "_request", request)
+        done = getattr(http_request, _DONE, None)
+        if done is not None:
+            return cast("tuple[Any, Token]", done)
+        result = super().authenticate(request)
+        if result is not None:
+            setattr(http_request, _DONE, result)
+        return result
 
     def get_user(self, validated_token: Token) -> Any:
         user = self._get_user(validated_token)

@@ -82,7 +82,8 @@ def _error(status: int, detail: str, code: str) -> HttpResponse:
 
 
 def _authenticated_user_id(request: HttpRequest) -> int | None:
-    """The caller as the API's own authenticators see it (the JWT and the user row), or None."""
+    """The caller as the API's own authenticators see it (the JWT and the user row), or None. The JWT authenticator
+    keeps its answer on the request, so the view does not check the token or read the user row again."""
     drf_request = Request(request)
     authenticator_classes: list[type[BaseAuthentication]] = api_settings.DEFAULT_AUTHENTICATION_CLASSES  # type: ignore[assignment]
     for authenticator_class in authenticator_classes:

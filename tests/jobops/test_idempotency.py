@@ -10,8 +10,10 @@ from unittest import mock
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.models import User
 from audit.models import AuditEntry
 from jobops.models import IdempotencyKey
 from jobs import services
@@ -202,6 +204,28 @@ def test_the_token_endpoints_ignore_the_key(world, sales_agent):
     assert first.status_code == second.status_code == 200
     assert not second.has_header("Idempotent-Replayed")
     assert not IdempotencyKey.objects.exists()
+
+
+def _user_row_reads(client, user, *args, **kwargs):
+    """The response, and the reads of ``user``'s whole row (what authentication does) while it was answered."""
+    with CaptureQueriesContext(connection) as queries:
+        response = send(client, *args, **kwargs)
+    table = User._meta.db_table
+    row = f'SELECT "{table}"."id", "{table}"."password"'
+    where = f'WHERE "{table}"."id" = {user.pk}'
+    return response, [q["sql"] for q in queries.captured_queries if q["sql"].startswith(row) and where in q["sql"]]
+
+
+def test_a_keyed_write_authenticates_once(world, sales_agent):
+    """The middleware authenticates the caller to scope the key; the view reuses that (one token check, one read of
+    the user row), as an unkeyed write does."""
+    path = f"/api/jobs/{world['job'].pk}/"
+    sales = world["sales"]
+    keyed, keyed_reads = _user_row_reads(sales, sales_agent, "patch", path, {"title": "Keyed"}, key="k-once")
+    plain, plain_reads = _user_row_reads(sales, sales_agent, "patch", path, {"title": "Plain"}, key=None)
+    assert keyed.status_code == plain.status_code == 200, (keyed.content, plain.content)
+    assert len(plain_reads) == 1, plain_reads
+    assert keyed_reads == plain_reads
 
 
 def test_an_unauthenticated_write_is_a_401_and_stores_nothing(db):
