@@ -51,7 +51,6 @@ from jobops.live import WAKE_GROUP
 from jobops.roles import ADMIN
 
 from . import feed
-from .models import Change
 
 logger = logging.getLogger(__name__)
 
@@ -387,19 +386,8 @@ class FeedHub:
         After a wake every subscriber's read ends at the watermark of its moment; rows that the watermark held back
         then (an older transaction was still running) or whose wake was lost lie past it, and are found here."""
         places = [s.position for s in self.subscribers if s.position is not None and not s.dirty]
-        if places and await database_sync_to_async(_grew)(min(places)):
+        if places and await database_sync_to_async(feed.grew)(min(places)):
             self.wake()
-
-
-def _grew(after: feed.Position) -> bool:
-    """Whether feed rows are readable past ``after``: one indexed query on the admins' copy, which every change
-    has (so it may say yes for a change a given technician will not get: that costs one empty read)."""
-    # TODO(lead): this reads jobs.feed's rows with the feed's own ordering rule; a `feed.grew(after)` would keep the
-    # rule in one place.
-    upto = feed.decode_cursor(feed.current_cursor())
-    if upto <= after:
-        return False
-    return Change.objects.filter(feed._between_q(after, upto), audience__isnull=True).exists()
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FeedHub] = weakref.WeakKeyDictionary()

@@ -28,7 +28,7 @@ from jobops.roles import ADMIN
 from notifications.models import OutboxCursor
 from notifications.webhooks import Event, active_endpoints, queue_webhook_events
 
-from .feed import Position, _visible_upto, decode_cursor, encode_cursor, read_changes
+from .feed import Position, decode_cursor, encode_cursor, read_changes, visible_upto
 
 RELAY = "webhooks"
 #: Feed rows read per page, and pages per run.
@@ -43,7 +43,7 @@ def _cursor() -> OutboxCursor:
     """The relay's cursor row, locked; created at the current watermark (a new install does not replay the past)."""
     row = OutboxCursor.objects.select_for_update().filter(name=RELAY).first()
     if row is None:
-        upto = _visible_upto()
+        upto = visible_upto()
         OutboxCursor.objects.bulk_create(
             [OutboxCursor(name=RELAY, txid=upto.txid, last_id=upto.id)], ignore_conflicts=True
         )
@@ -57,7 +57,7 @@ def relay_page(*, limit: int = PAGE) -> tuple[int, bool]:
         cursor = _cursor()
         endpoints = active_endpoints()
         if not endpoints:  # nobody listens: move on without rendering anything
-            upto = _visible_upto()
+            upto = visible_upto()
             if upto > Position(cursor.txid, cursor.last_id):
                 cursor.txid, cursor.last_id = upto
                 cursor.save(update_fields=["txid", "last_id", "updated_at"])

@@ -27,7 +27,7 @@ def _auto_increment_cursor(monkeypatch):
     visible id."""
     monkeypatch.setattr(feed._CurrentTxid, "as_sql", lambda self, compiler, conn: ("0", ()))
     monkeypatch.setattr(
-        feed, "_visible_upto", lambda: feed.Position(0, Change.objects.aggregate(last=Max("id"))["last"] or 0)
+        feed, "visible_upto", lambda: feed.Position(0, Change.objects.aggregate(last=Max("id"))["last"] or 0)
     )
 
 
