@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -22,6 +24,33 @@ def _audit_table_flushable():
 
     with audit_flush_allowed():
         yield
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and before it is dropped: any other session still connected to it (a server,
+    worker or thread a test started and did not stop) is named in a warning, with its last statement, and ended, so
+    the drop does not fail with "is being accessed by other users"."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, client_port, state, backend_start, left(query, 300) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        others = cursor.fetchall()
+        for pid, *_ in others:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    if others:
+        warnings.warn(
+            f"{len(others)} session(s) still connected to the test database at the end, ended: "
+            + "; ".join(
+                f"pid {pid} app {app!r} port {port} {state} since {start:%H:%M:%S}: {query!r}"
+                for pid, app, port, state, start, query in others
+            ),
+            stacklevel=1,
+        )
 
 
 @pytest.fixture(autouse=True)
