@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -24,6 +27,27 @@ def _audit_table_flushable():
 
     with audit_flush_allowed():
         yield
+
+
+#: The test running now, for the ``application_name`` of connections it opens (see ``_name_connections``).
+_current_test = {"id": ""}
+
+
+@pytest.fixture(autouse=True)
+def _name_connections(request):
+    _current_test["id"] = request.node.nodeid
+    yield
+
+
+@receiver(connection_created)
+def _label_connection(sender, connection, **kwargs):
+    """On PostgreSQL every connection a test opens carries that test and its thread as ``application_name``, so a
+    session still open at the end (``django_db_setup`` below) names who opened it."""
+    if connection.vendor != "postgresql":
+        return
+    label = f"{threading.current_thread().name} {_current_test['id'].rsplit('/', 1)[-1]}"[:63]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('application_name', %s, false)", [label])
 
 
 @pytest.fixture(scope="session")
