@@ -186,9 +186,17 @@ def test_admin_refuses_a_wrong_password(live_server, admin_user_with_job, browse
     assert_all_local(requested)
 
 
-def test_admin_job_pages_fit_a_1366_px_screen(live_server, admin_user_with_job, browser_page):
-    admin, job = admin_user_with_job
+@pytest.fixture
+def more_jobs(admin_user_with_job):
+    """Three more jobs for the change list. A fixture, so it runs before ``browser_page``: ORM work inside
+    Playwright's context runs in another context of this thread and opens a second connection that nothing closes
+    (the teardown warning named this test)."""
+    admin, _job = admin_user_with_job
     JobFactory.create_batch(3, created_by=admin, assigned_to=UserFactory(role=User.Role.TECHNICIAN))
+
+
+def test_admin_job_pages_fit_a_1366_px_screen(live_server, admin_user_with_job, more_jobs, browser_page):
+    admin, job = admin_user_with_job
     page, _requested = browser_page
     page.set_viewport_size({"width": 1366, "height": 768})
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
