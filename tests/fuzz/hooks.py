@@ -62,7 +62,7 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
             _standing[id(case)] = {"role": state["role"], "is_active": state.get("is_active")}
 
 
-def _stand_down_another_admin(case: Any, response: Any, headers: dict[str, str], before: dict[str, Any] | None) -> None:
+def _stand_down_another_admin(response: Any, headers: dict[str, str], before: dict[str, Any] | None) -> None:
     """If the call left another user an active admin, put that user back (see the module docstring)."""
     try:
         user = response.json()
@@ -88,7 +88,7 @@ def after_call(context: Any, case: Any, response: Any) -> None:
         if _USERS.match(case.formatted_path):
             headers = _auth_headers(response.request.headers)
             if headers:
-                _stand_down_another_admin(case, response, headers, before)
+                _stand_down_another_admin(response, headers, before)
     if saved is None or response.status_code != 200:
         return
     url, headers, username = saved
